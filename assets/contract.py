@@ -1,0 +1,219 @@
+"""Dataset contracts: one YAML file per departmental dataset, parsed into typed objects.
+
+A contract is the only per-dataset artefact. The factories in `assets.factory` turn each contract into
+Dagster assets; nothing else in the code names a dataset. A wrong contract fails when the code location
+loads, with the file, the field and the problem (`ContractError`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from assets.errors import ContractError
+
+CONTRACTS_DIR = Path(__file__).parent / "contracts"
+
+# Warehouse identifiers come from contracts: only plain snake_case, so a contract can never inject SQL.
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+ColumnType = Literal[
+    "text", "integer", "decimal", "date", "datetime", "boolean", "tax_code", "citizen_id", "phone", "ward_code"
+]
+
+
+def _identifier(value: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(f"'{value}' is not a valid name: use lowercase snake_case without diacritics")
+    return value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Department(Strict):
+    code: str
+    name: str
+
+    _code = field_validator("code")(_identifier)
+
+
+class Format(Strict):
+    type: Literal["csv", "xlsx", "xls", "json", "sql"] = "csv"
+    encoding: str | None = None  # None: detect once per file
+    delimiter: str | None = None  # None: sniff from the header line
+    sheet: str | int | None = None  # Excel: which sheet (name or 0-based index)
+    records_path: str | None = None  # JSON: where the records are, e.g. "data"
+    numbers: Literal["vi", "plain"] | None = None  # None: "vi" (1.234.567,89) for files people type, else "plain"
+
+    @property
+    def number_style(self) -> str:
+        return self.numbers or ("vi" if self.type in ("csv", "xlsx", "xls") else "plain")
+
+
+class Column(Strict):
+    type: ColumnType = "text"
+    description: str  # Vietnamese, with diacritics: reaches SQL comments, Parquet metadata and the UI
+    headers: list[str] = Field(default_factory=list)  # how departments write this column's header
+    required: bool = False
+    personal: bool = False  # protected personal data (citizen ID, phone, birth date, address, names)
+    values: dict[str, str] | None = None  # map of written values to canonical codes (compared as keys)
+    vintage: Literal["2025", "pre2025"] | None = None  # ward_code only: which generation of unit codes
+
+    @model_validator(mode="after")
+    def _ward_vintage(self) -> "Column":
+        if self.type == "ward_code" and self.vintage is None:
+            raise ValueError("a ward_code column must state its vintage ('2025' or 'pre2025')")
+        return self
+
+
+class Expectation(Strict):
+    """A GX expectation as data: its snake_case name, its arguments, and how bad a failure is."""
+
+    expectation: str
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+    severity: Literal["error", "warn"] = "error"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"expectation": self.expectation, "kwargs": dict(self.kwargs), "severity": self.severity}
+
+
+class Partitioning(Strict):
+    column: str
+    grain: Literal["day", "month"] = "month"
+    key: str = "ky"  # Hive folder name in the lake: ky=2026-10/
+
+
+class Load(Strict):
+    mode: Literal["append", "replace", "replace_partition"] = "append"
+    schema_change: Literal["evolve", "freeze"] = "evolve"
+
+
+class Freshness(Strict):
+    """When the department's data is due, in Asia/Ho_Chi_Minh time."""
+
+    cron: str  # e.g. "0 9 5 * *" = every month by day 5, 09:00
+    description: str | None = None
+
+
+class Quality(Strict):
+    max_rejected_share: float = Field(0.2, ge=0, le=1)  # above this the blocking check fails
+    min_rows: int = Field(1, ge=0)
+
+
+class Contract(Strict):
+    dataset: str
+    title: str  # Vietnamese title
+    description: str
+    department: Department
+    landing: str  # glob under the landing folder, e.g. "trung_tam_hcc/ho_so_tthc/*.csv"
+    format: Format = Format()
+    columns: dict[str, Column]
+    primary_key: list[str] = Field(default_factory=list)
+    expectations: list[Expectation] = Field(default_factory=list)
+    partitioning: Partitioning | None = None
+    load: Load = Load()
+    freshness: Freshness | None = None
+    quality: Quality = Quality()
+    source_file: str = ""  # filled by the loader, for messages
+
+    _dataset = field_validator("dataset")(_identifier)
+
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, columns: dict[str, Column]) -> dict[str, Column]:
+        for name in columns:
+            _identifier(name)
+            if name.startswith("_kho"):
+                raise ValueError(f"'{name}': names starting with _kho are reserved for provenance")
+        return columns
+
+    @field_validator("expectations", mode="before")
+    @classmethod
+    def _expectation_shorthand(cls, items: Any) -> Any:
+        # YAML shorthand: `- expect_x: {column: a}` with an optional sibling `severity: warn`.
+        out = []
+        for item in items or []:
+            if isinstance(item, dict) and "expectation" not in item:
+                names = [k for k in item if k != "severity"]
+                if len(names) != 1:
+                    raise ValueError(f"each expectation needs exactly one expect_* name, got {names}")
+                item = {"expectation": names[0], "kwargs": item[names[0]] or {}, **(
+                    {"severity": item["severity"]} if "severity" in item else {})}
+            out.append(item)
+        return out
+
+    @model_validator(mode="after")
+    def _references(self) -> "Contract":
+        for key in self.primary_key:
+            if key not in self.columns:
+                raise ValueError(f"primary_key names '{key}', which is not a column")
+        if self.partitioning and self.columns.get(self.partitioning.column, None) is None:
+            raise ValueError(f"partitioning.column '{self.partitioning.column}' is not a column")
+        if self.partitioning and self.columns[self.partitioning.column].type not in ("date", "datetime"):
+            raise ValueError(f"partitioning.column '{self.partitioning.column}' must be a date or datetime")
+        if self.load.mode == "replace_partition" and not self.partitioning:
+            raise ValueError("load.mode replace_partition needs a partitioning section")
+        from quality.gx import check_expectation  # light: GX itself is imported only to validate
+
+        for i, exp in enumerate(self.expectations):
+            try:
+                check_expectation(exp.as_dict())
+            except ValueError as e:
+                raise ValueError(f"expectations[{i}]: {e}") from None
+            column = exp.kwargs.get("column")
+            if column is not None and column not in self.columns:
+                raise ValueError(f"expectations[{i}] ({exp.expectation}) names column '{column}', which is not a column")
+        return self
+
+    # What the pipeline derives from the contract, in one place.
+    @property
+    def table(self) -> str:
+        return self.dataset
+
+    def suite(self) -> list[dict[str, Any]]:
+        """The GX suite: the contract's expectations plus the ones its columns imply."""
+        implied = [
+            {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": name}, "severity": "error"}
+            for name, col in self.columns.items()
+            if col.required
+        ]
+        implied.append({
+            "expectation": "expect_table_row_count_to_be_between",
+            "kwargs": {"min_value": self.quality.min_rows},
+            "severity": "error",
+        })
+        return implied + [e.as_dict() for e in self.expectations]
+
+
+def _field_path(loc: tuple) -> str:
+    return ".".join(str(p) for p in loc if not str(p).startswith("function-")) or "(top level)"
+
+
+def load_contract(path: Path) -> Contract:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ContractError(str(path), "(yaml)", str(e)) from None
+    if not isinstance(data, dict):
+        raise ContractError(str(path), "(top level)", "a contract must be a YAML mapping")
+    try:
+        contract = Contract.model_validate({**data, "source_file": str(path)})
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise ContractError(str(path), _field_path(err["loc"]), err["msg"].removeprefix("Value error, ")) from None
+    if contract.dataset != path.stem:
+        raise ContractError(str(path), "dataset", f"'{contract.dataset}' must match the file name '{path.stem}'")
+    return contract
+
+
+@functools.cache
+def load_contracts(directory: Path = CONTRACTS_DIR) -> tuple[Contract, ...]:
+    """Every contract in the folder, sorted by dataset name."""
+    return tuple(load_contract(p) for p in sorted(Path(directory).glob("*.yaml")))

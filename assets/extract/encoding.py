@@ -1,0 +1,478 @@
+"""Decode departmental text exports: find the encoding once per file (or take it from the contract),
+convert with that encoding named, normalise to NFC, and refuse mojibake.
+
+Names a contract's `format.encoding` may use are in ENCODINGS (a few aliases are accepted, see _ALIASES).
+
+Why the legacy tables are written here and not taken from a library (evaluated for issue "CSV encodings"):
+- Python has no codecs for TCVN3, VNI or VISCII, and we must ENCODE as well as decode (demo and test
+  files are produced with the real codec).
+- viparse 0.1.31 only decodes (str -> str over text already read as Latin-1), one Python step per
+  character, its VNI table lacks ẳ/Ẳ and guesses `yï`/`iø`, and its auto-detection is unsafe on short
+  cells. Not usable for encode, too slow for 50 MB.
+- viscii-codec 1.0.1 is a one-file gencodec table (the same RFC 1456 table as below); not worth a pin.
+- vniencoder is the VNI *typing* scheme (a1 -> á), not the VNI-Windows font encoding.
+- glibc iconv knows TCVN5712-1, VISCII and CP1258 but not VNI, and a subprocess per file is fragile;
+  the tests use it only to cross-check our bytes when /usr/bin/iconv exists.
+- ftfy 6.3.1 "fixes" mixed text line by line, un-curls quotes, and took the legitimate `XÃ”` for
+  mojibake; our rule is stricter (repair only if the whole text round-trips, otherwise reject), so
+  a small check below does it without a new dependency.
+
+Every decoder is a C-level charmap (codecs.charmap_decode / bytes.decode) plus at most one regex pass
+and one NFC pass, so a 50 MB file is never walked character by character in Python.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import unicodedata
+from collections import Counter
+
+from assets.errors import ExportError
+
+ENCODINGS = ("utf-8", "utf-8-sig", "utf-16-le", "utf-16-be", "cp1258", "tcvn3", "vni", "viscii")
+LEGACY = ("cp1258", "tcvn3", "vni", "viscii")  # candidates scored when a file is neither BOM-marked nor UTF-8
+SAMPLE_BYTES = 256 * 1024  # detection looks at this much; the whole file is then decoded with the winner
+
+_ALIASES = {
+    "utf8": "utf-8", "utf-8-bom": "utf-8-sig", "utf8-sig": "utf-8-sig",
+    "utf-16le": "utf-16-le", "utf16le": "utf-16-le", "utf-16be": "utf-16-be", "utf16be": "utf-16-be",
+    "windows-1258": "cp1258", "win1258": "cp1258", "cp-1258": "cp1258",
+    "abc": "tcvn3", "tcvn3-abc": "tcvn3", "tcvn-3": "tcvn3",
+    "vni-windows": "vni", "vni-win": "vni", "vniwin": "vni",
+}
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+_UNDEFINED = "\ufffe"  # marks an unmapped byte in a charmap_decode table
+
+# --- Vietnamese letters ---------------------------------------------------------------------------
+_TONES = ("\u0300", "\u0301", "\u0309", "\u0303", "\u0323")  # huyền, sắc, hỏi, ngã, nặng
+_SHAPES = ("\u0302", "\u0306", "\u031b")  # circumflex, breve, horn
+_VOWELS = "aăâeêioôơuưy"
+_LOWER = "".join(unicodedata.normalize("NFC", v + t) for v in _VOWELS for t in ("",) + _TONES) + "đ"
+VIET_LOWER = "".join(c for c in _LOWER if not c.isascii())  # the 67 precomposed lowercase letters
+VIET_UPPER = VIET_LOWER.upper()
+VIET_LETTERS = VIET_LOWER + VIET_UPPER  # all 134
+
+
+def _parts(letter: str) -> tuple[str, str | None, str | None]:
+    """(ASCII base or đ/Đ, shape mark or None, tone mark or None) of one Vietnamese letter."""
+    nfd = unicodedata.normalize("NFD", letter)
+    shape = next((m for m in nfd[1:] if m in _SHAPES), None)
+    tone = next((m for m in nfd[1:] if m in _TONES), None)
+    return nfd[0], shape, tone
+
+
+# toned letter -> same letter without tone (keeps ă â ê ô ơ ư), for syllable checks
+_DETONE = {ord(c): unicodedata.normalize("NFC", "".join(m for m in unicodedata.normalize("NFD", c) if m not in _TONES))
+           for c in _LOWER if _parts(c)[2]}
+
+# --- byte tables ----------------------------------------------------------------------------------
+
+
+def _cp1252_passthrough() -> dict[int, str]:
+    """cp1252 symbols (not letters) for the high bytes: what a Windows "ANSI" export writes for quotes,
+    dashes, NBSP or ° next to legacy-font text. Letters there would be invented, so they stay undefined."""
+    out = {}
+    for b in range(0x80, 0x100):
+        try:
+            c = bytes([b]).decode("cp1252")
+        except UnicodeDecodeError:
+            continue
+        if not c.isalpha():
+            out[b] = c
+    return out
+
+
+def _table(high: dict[int, str]) -> str:
+    """256-char charmap_decode table: ASCII, then `high`, anything else undefined."""
+    return "".join(chr(b) if b < 0x80 else high.get(b, _UNDEFINED) for b in range(256))
+
+
+# TCVN3 ("ABC", the .VnTime fonts) is TCVN 5712:1993 "VN3": only the lowercase toned letters plus
+# Ă Â Ê Ô Ơ Ư Đ. glibc's TCVN5712-1 is "VN1", which also puts uppercase toned letters in 0x01-0x17,
+# 0x80-0x9F and the gaps of 0xA0-0xFF, and combining marks in 0xB0-0xB4. Real ABC files carry cp1252
+# punctuation in 0x80-0x9F (smart quotes, dashes from Word/Excel) and type uppercase toned letters with
+# the lowercase codes, drawn uppercase by the ".VnTimeH" fonts. So: the VN3 positions agree with
+# TCVN5712-1 byte for byte; everything else is read as cp1252 symbols; we write uppercase toned
+# letters with the lowercase codes, as ABC users did; on reading, an all-capitals word restores them.
+_TCVN3_RUNS = {
+    0xA1: "ĂÂÊÔƠƯĐăâêôơưđ", 0xB5: "àảãáạ", 0xBB: "ằẳẵắ", 0xC6: "ặầẩẫấậè",
+    0xCE: "ẻẽéẹềểễếệìỉ", 0xDC: "ĩíịò", 0xE1: "ỏõóọồổỗốộờởỡớợù", 0xF1: "ủũúụừửữứựỳỷỹýỵ",
+}
+_TCVN3_HIGH = _cp1252_passthrough() | {start + i: c for start, run in _TCVN3_RUNS.items() for i, c in enumerate(run)}
+
+# VISCII (RFC 1456): all 134 letters, six of them in C0 control positions.
+_VISCII_C0 = {0x02: "Ẳ", 0x05: "Ẵ", 0x06: "Ẫ", 0x14: "Ỷ", 0x19: "Ỹ", 0x1E: "Ỵ"}
+_VISCII_HIGH = (
+    "ẠẮẰẶẤẦẨẬẼẸẾỀỂỄỆỐ"  # 80-8F
+    "ỒỔỖỘỢỚỜỞỊỎỌỈỦŨỤỲ"  # 90-9F
+    "Õắằặấầẩậẽẹếềểễệố"  # A0-AF
+    "ồổỗỠƠộờởịỰỨỪỬơớƯ"  # B0-BF
+    "ÀÁÂÃẢĂẳẵÈÉÊẺÌÍĨỳ"  # C0-CF
+    "ĐứÒÓÔạỷừửÙÚỹỵÝỡư"  # D0-DF
+    "àáâãảăữẫèéêẻìíĩỉ"  # E0-EF
+    "đựòóôõỏọụùúũủýợỮ"  # F0-FF
+)
+_VISCII_TABLE = "".join(_VISCII_C0.get(b, chr(b)) for b in range(0x80)) + _VISCII_HIGH
+
+# VNI-Windows: a letter is an ASCII base plus one mark byte (tone, circumflex/breve, or both in one byte);
+# ơ ư đ and the i-family (and ỵ, whose dot would clash with y's tail) are single bytes. Upper- and
+# lowercase marks differ only in glyph placement, so both are read after either case of base.
+_VNI_TONE = ({"\u0300": 0xF8, "\u0301": 0xF9, "\u0309": 0xFB, "\u0303": 0xF5, "\u0323": 0xEF},
+             {"\u0300": 0xD8, "\u0301": 0xD9, "\u0309": 0xDB, "\u0303": 0xD5, "\u0323": 0xCF})
+_VNI_CIRC = ({None: 0xE2, "\u0300": 0xE0, "\u0301": 0xE1, "\u0309": 0xE5, "\u0303": 0xE3, "\u0323": 0xE4},
+             {None: 0xC2, "\u0300": 0xC0, "\u0301": 0xC1, "\u0309": 0xC5, "\u0303": 0xC3, "\u0323": 0xC4})
+_VNI_BREVE = ({None: 0xEA, "\u0300": 0xE8, "\u0301": 0xE9, "\u0309": 0xFA, "\u0303": 0xFC, "\u0323": 0xEB},
+              {None: 0xCA, "\u0300": 0xC8, "\u0301": 0xC9, "\u0309": 0xDA, "\u0303": 0xDC, "\u0323": 0xCB})
+_VNI_SINGLE = {"ơ": 0xF4, "Ơ": 0xD4, "ư": 0xF6, "Ư": 0xD6, "đ": 0xF1, "Đ": 0xD1, "ì": 0xEC, "Ì": 0xCC,
+               "í": 0xED, "Í": 0xCD, "ỉ": 0xE6, "Ỉ": 0xC6, "ĩ": 0xF3, "Ĩ": 0xD3, "ị": 0xF2, "Ị": 0xD2,
+               "ỵ": 0xEE, "Ỵ": 0xCE}
+_VNI_HIGH: dict[int, str] = _cp1252_passthrough()
+for _case in (0, 1):
+    _VNI_HIGH |= {b: t for t, b in _VNI_TONE[_case].items()}
+    _VNI_HIGH |= {b: "\u0302" + (t or "") for t, b in _VNI_CIRC[_case].items()}
+    _VNI_HIGH |= {b: "\u0306" + (t or "") for t, b in _VNI_BREVE[_case].items()}
+_VNI_HIGH |= {b: c for c, b in _VNI_SINGLE.items()}
+_VNI_DECODE = {b: chr(b) for b in range(0x80)} | _VNI_HIGH  # dict: a mark byte may stand for two marks
+# a mark byte is valid only right after a base that can carry it (checked on the raw bytes: offsets = bytes)
+_VNI_BAD_MARK = re.compile(
+    rb"(?<![aAeEoOuUyY\xf4\xd4\xf6\xd6])[\xf8\xf9\xfb\xf5\xef\xd8\xd9\xdb\xd5\xcf]"
+    rb"|(?<![aAeEoO])[\xe2\xe0\xe1\xe5\xe3\xe4\xc2\xc0\xc1\xc5\xc3\xc4]"
+    rb"|(?<![aA])[\xea\xe8\xe9\xfa\xfc\xeb\xca\xc8\xc9\xda\xdc\xcb]"
+)
+# cp1258 writes most toned letters as base + combining tone; a tone after anything but a toneless vowel is damage
+_CP1258_BAD_TONE = re.compile(r"(?<![aăâeêioôơuưyAĂÂEÊIOÔƠUƯY])[\u0300\u0301\u0303\u0309\u0323]")
+
+
+def _vni_bytes(letter: str) -> bytes:
+    if letter in _VNI_SINGLE:
+        return bytes([_VNI_SINGLE[letter]])
+    base, shape, tone = _parts(letter)
+    upper = int(base.isupper())
+    if shape == "\u031b":  # horn: ơ ư are single bytes, the tone follows
+        return bytes([_VNI_SINGLE[unicodedata.normalize("NFC", base + shape)], _VNI_TONE[upper][tone]])
+    if shape == "\u0302":
+        return bytes([ord(base), _VNI_CIRC[upper][tone]])
+    if shape == "\u0306":
+        return bytes([ord(base), _VNI_BREVE[upper][tone]])
+    return bytes([ord(base), _VNI_TONE[upper][tone]])
+
+
+def _cp1258_bytes(letter: str) -> bytes:
+    """Precomposed where cp1258 has the letter, else toneless letter + combining tone (as Windows writes)."""
+    try:
+        return letter.encode("cp1258")
+    except UnicodeEncodeError:
+        base, shape, tone = _parts(letter)
+        return (unicodedata.normalize("NFC", base + (shape or "")) + tone).encode("cp1258")
+
+
+def _encode_map(table: dict[int, str], letters: dict[str, bytes]) -> dict[int, bytes]:
+    out = {ord(c): bytes([b]) for b, c in table.items() if c != _UNDEFINED and len(c) == 1}
+    out.update({ord(c): b for c, b in letters.items()})
+    return out
+
+
+_TCVN3_TABLE = _table(_TCVN3_HIGH)
+_TCVN3_CODE = {c: b for b, c in _TCVN3_HIGH.items()}
+_ENCODE_MAPS = {
+    "tcvn3": _encode_map(dict(enumerate(_TCVN3_TABLE)),
+                         {c: bytes([_TCVN3_CODE.get(c) or _TCVN3_CODE[c.lower()]]) for c in VIET_LETTERS}),
+    "viscii": _encode_map(dict(enumerate(_VISCII_TABLE)), {}),
+    "vni": _encode_map({b: chr(b) for b in range(0x80)} | _cp1252_passthrough(),
+                       {c: _vni_bytes(c) for c in VIET_LETTERS}),
+    "cp1258": _encode_map({b: chr(b) for b in range(0x80)}, {}),  # filled below
+}
+for _b in range(0x80, 0x100):
+    try:
+        _ENCODE_MAPS["cp1258"][ord(bytes([_b]).decode("cp1258"))] = bytes([_b])
+    except UnicodeDecodeError:
+        pass
+_ENCODE_MAPS["cp1258"].update({ord(c): _cp1258_bytes(c) for c in VIET_LETTERS})
+
+# TCVN3 capitals: a word that mixes capitals with lowercase-coded toned letters (e.g. "PHƯờNG", "ủY") was
+# set in a .VnTimeH font, so it is all capitals; a run of such words spreads that to short neighbours
+# ("Hồ" in "LÊ THỊ Hồ"). A lone "Hồ" or title-case "Ủy" stays lowercase-toned: no evidence either way.
+_U = "A-ZĂÂÊÔƠƯĐ"
+_L = VIET_LOWER
+_B0, _B1 = r"(?<![^\W\d_])", r"(?![^\W\d_])"  # not inside a word
+_DEF = rf"(?=[{_U}{_L}]*[{_L}])[{_U}{_L}][{_U}{_L}]*?[{_U}][{_U}{_L}]*"
+_TOK = rf"{_B0}(?:{_DEF}|[{_U}][{_L}]+|[{_U}]+){_B1}"
+_CAPS_RUN = re.compile(rf"{_TOK}(?:[ ]+{_TOK})*")
+_CAPS_WORD = re.compile(rf"{_B0}{_DEF}{_B1}")
+
+
+def _tcvn3_capitals(text: str) -> str:
+    return _CAPS_RUN.sub(lambda m: m[0].upper() if _CAPS_WORD.search(m[0]) else m[0], text)
+
+
+# --- small helpers --------------------------------------------------------------------------------
+
+
+def _canonical(encoding: str, file: str) -> str:
+    name = encoding.strip().lower().replace("_", "-")
+    name = _ALIASES.get(name, name)
+    if name not in ENCODINGS:
+        raise ExportError(file, f"unknown encoding '{encoding}' in the contract; use one of {', '.join(ENCODINGS)}")
+    return name
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
+
+
+def _bad_byte(file: str, data: bytes, offset: int, name: str, why: str | None = None) -> ExportError:
+    return ExportError(file, why or f"byte 0x{data[offset]:02X} is not valid {name}; the file is not in {name}",
+                       place=f"line {_line_of(data, offset)}, byte offset {offset}")
+
+
+def _nfc(text: str) -> str:
+    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
+
+
+# --- decoding -------------------------------------------------------------------------------------
+
+
+def _decode_legacy(data: bytes, name: str, file: str | None) -> tuple[str, int]:
+    """Decode with one 8-bit encoding. file=None: lenient, returns the count of invalid bytes/sequences
+    (for scoring); otherwise strict, raising ExportError at the first one."""
+    errors = "strict" if file else "replace"
+    bad = 0
+    try:
+        if name == "cp1258":
+            text = data.decode("cp1258", errors)
+            hits = _CP1258_BAD_TONE.finditer(text)  # one char per byte: offsets are byte offsets
+        elif name == "vni":
+            hits = _VNI_BAD_MARK.finditer(data)
+            text = codecs.charmap_decode(data, errors, _VNI_DECODE)[0]
+        else:
+            text = codecs.charmap_decode(data, errors, _TCVN3_TABLE if name == "tcvn3" else _VISCII_TABLE)[0]
+            hits = iter(())
+    except UnicodeDecodeError as e:
+        raise _bad_byte(file, data, e.start, name) from None
+    if file:
+        hit = next(hits, None)
+        if hit:
+            raise _bad_byte(file, data, hit.start(), name,
+                            f"byte 0x{data[hit.start()]:02X} is a {name} mark with no letter to carry it; "
+                            f"the file is not in {name} or is damaged")
+    else:
+        bad = sum(1 for _ in hits) + text.count("\ufffd")
+    text = _nfc(text)
+    if name == "tcvn3":
+        text = _tcvn3_capitals(text)
+    return text, bad
+
+
+def _decode_named(data: bytes, file: str, name: str) -> tuple[str, str]:
+    bom = next(((b, n) for b, n in _BOMS if data.startswith(b)), None)
+    if name in ("utf-8", "utf-8-sig"):
+        if bom and bom[1] != "utf-8-sig":
+            raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+        used, body = ("utf-8-sig", data[3:]) if bom else ("utf-8", data)
+        try:
+            return body.decode("utf-8"), used
+        except UnicodeDecodeError as e:
+            raise _bad_byte(file, data, e.start + len(data) - len(body), "UTF-8") from None
+    if name in ("utf-16-le", "utf-16-be"):
+        if bom and bom[1] != name:
+            raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+        skip = 2 if bom else 0
+        try:
+            return data[skip:].decode(name), name
+        except UnicodeDecodeError as e:
+            off = e.start + skip
+            line = data[skip:off].decode(name, "replace").count("\n") + 1
+            raise ExportError(file, f"not valid {name} ({e.reason})", place=f"line {line}, byte offset {off}") from None
+    if bom:
+        raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+    return _decode_legacy(data, name, file)[0], name
+
+
+# Vietnamese syllable on toneless lowercase letters: initial? nucleus final?  Permissive on purpose:
+# it only has to tell real words from the nonsense a wrong 8-bit table produces.
+_NUCLEI = sorted(
+    "a ă â e ê i o ô ơ u ư y ai ao au ay âu ây eo êu ia iê iu oa oă oe oi oo ôi ơi ua uâ uê ui uô uơ uy ưa ưi "
+    "ươ ưu yê iêu oai oao oay oeo uây uôi uya uyê uyu ươi ươu yêu".split(), key=len, reverse=True)
+_SYLLABLE = re.compile(
+    rf"(?:ngh|ng|nh|ch|gh|gi|kh|ph|th|tr|qu|[bcdđghklmnprstvx])?(?:{'|'.join(_NUCLEI)})(?:ch|ng|nh|[cmnpt])?")
+_ABBREVIATION = re.compile(r"[bcdđghklmnpqrstvx]{1,5}")  # "Đ", "HĐND": consonants with đ
+_VIET_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz" + VIET_LOWER)
+_TONED = frozenset(chr(k) for k in _DETONE)
+_TOKEN = re.compile(r"\w+")
+_ODD = re.compile(r"[^\x00-\x7f\w\u00a0\u201c\u201d\u2018\u2019\u2013\u2014\u2026\u2022\u00b0\u20ab\u20ac\u2116]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+
+
+def _is_vietnamese(word: str) -> bool:
+    if not set(word) <= _VIET_WORD_CHARS:
+        return False
+    if "đ" in word and _ABBREVIATION.fullmatch(word):
+        return True
+    return sum(c in _TONED for c in word) <= 1 and bool(_SYLLABLE.fullmatch(word.translate(_DETONE)))
+
+
+def _score(text: str, invalid: int) -> tuple[int, int]:
+    """(good, bad): words with non-ASCII letters that are / are not Vietnamese syllables, plus penalties
+    for invalid bytes, stray symbols and control characters."""
+    good = bad = 0
+    for token, n in Counter(_TOKEN.findall(text)).items():
+        if token.isascii():
+            continue
+        word = token.lower()
+        if not word.isalpha():  # letters glued to digits or "_": no Vietnamese word looks like that
+            bad += n
+        elif _is_vietnamese(word):
+            good += n
+        else:
+            bad += n
+    bad += len(_ODD.findall(text)) + 3 * len(_CONTROL.findall(text)) + 3 * invalid
+    return good, bad
+
+
+_UTF8_SEQ = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+_HIGH = bytes(range(0x80, 0x100))
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x19\x1b-\x1f]")
+_VISCII_C0_BYTES = frozenset(_VISCII_C0)
+
+
+def _detect(data: bytes, file: str) -> tuple[str, str]:
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            return _decode_named(data, file, name)
+    sample = data[:SAMPLE_BYTES]
+    if b"\x00" in sample:
+        raise ExportError(file, "contains NUL bytes: binary data, or UTF-16 without a byte-order mark "
+                                "(name the encoding in the contract, format.encoding)",
+                          place=f"line {_line_of(data, sample.index(0))}, byte offset {sample.index(0)}")
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError as e:
+        high = len(sample) - len(sample.translate(None, _HIGH))
+        utf8 = sum(map(len, _UTF8_SEQ.findall(sample)))
+        if utf8 >= 0.9 * high:  # almost every high byte sits in a valid UTF-8 sequence: damaged UTF-8
+            raise _bad_byte(file, data, e.start, "UTF-8",
+                            f"byte 0x{data[e.start]:02X} is not valid UTF-8, yet the rest reads as UTF-8: "
+                            "the file is damaged or mixes encodings") from None
+    stray = next((m for m in _BINARY.finditer(sample) if m[0][0] not in _VISCII_C0_BYTES), None)
+    if stray:
+        raise ExportError(file, f"control byte 0x{stray[0][0]:02X}: binary data, not a text export",
+                          place=f"line {_line_of(data, stray.start())}, byte offset {stray.start()}")
+
+    results = []
+    for name in LEGACY:
+        text, invalid = _decode_legacy(sample, name, None)
+        good, bad = _score(text, invalid)
+        results.append((good - bad, good, bad, name, text))
+    results.sort(key=lambda r: -r[0])  # stable: ties keep LEGACY order
+    score, good, bad, name, text = results[0]
+    rivals = [r for r in results[1:] if r[4] != text]  # an identical reading is no rival
+    if good == 0 and bad > 0:
+        raise ExportError(file, "does not read as text in any supported encoding "
+                                f"({', '.join(ENCODINGS)}): binary data or an unsupported encoding")
+    if bad > good or (rivals and score - rivals[0][0] < max(1, 0.1 * good)):
+        tried = ", ".join(f"{r[3]} {r[1]} words ok/{r[2]} bad" for r in results)
+        raise ExportError(file, "cannot tell the encoding; name it in the contract (format.encoding). "
+                                f"Tried: {tried}")
+    return _decode_legacy(data, name, file)[0], name
+
+
+def decode(data: bytes, file: str, encoding: str | None = None) -> tuple[str, str]:
+    """Bytes of one export -> (NFC text without BOM, encoding used).
+
+    `encoding` from the contract is used as named; None detects it: BOM, then strict UTF-8, then the
+    8-bit candidate whose reading forms Vietnamese words best. "utf-8" and "utf-8-sig" both accept a
+    file with or without BOM and report which it was. Every failure is an ExportError with the place."""
+    if encoding is not None:
+        text, used = _decode_named(data, file, _canonical(encoding, file))
+    else:
+        text, used = _detect(data, file)
+    if text.endswith("\x1a"):  # DOS end-of-file mark from old tools
+        text = text.rstrip("\x1a")
+    ctrl = _CONTROL.search(text)
+    if ctrl:
+        line = text.count("\n", 0, ctrl.start()) + 1
+        hint = " (or UTF-16 without a byte-order mark)" if ctrl[0] == "\x00" else ""
+        raise ExportError(file, f"control character U+{ord(ctrl[0]):04X}: binary data{hint}, not a text export "
+                                f"read as {used}", place=f"line {line}")
+    return check_mojibake(_nfc(text), file), used
+
+
+# --- mojibake -------------------------------------------------------------------------------------
+# UTF-8 bytes read as cp1252 (or cp1258 on Vietnamese Windows, or Latin-1 for the bytes cp1252 leaves
+# undefined) and saved again: "Cấp" -> "Cáº¥p". _SLOPPY maps every such character back to its byte.
+_SLOPPY: dict[str, int] = {chr(b): b for b in range(0x80, 0x100)}
+for _enc in ("cp1252", "cp1258"):
+    for _b in range(0x80, 0x100):
+        try:
+            _SLOPPY[bytes([_b]).decode(_enc)] = _b
+        except UnicodeDecodeError:
+            pass
+_UNSLOPPY = {ord(c): b for c, b in _SLOPPY.items() if ord(c) != b}
+
+
+def _cls(lo: int, hi: int) -> str:
+    return "".join(re.escape(c) for c, b in _SLOPPY.items() if lo <= b <= hi)
+
+
+_MOJIBAKE = re.compile(rf"[{_cls(0xC2, 0xDF)}][{_cls(0x80, 0xBF)}]|[{_cls(0xE0, 0xEF)}][{_cls(0x80, 0xBF)}]{{2}}")
+# characters a Vietnamese export really contains; a decoded sequence must give one of them to count
+_PLAUSIBLE = frozenset(VIET_LETTERS + "".join(_TONES) + "₫€\u00a0°“”‘’–—…•")
+# what may legitimately follow a letter ("XÃ”", "HÀ…"): such a hit alone never rejects a file
+_WEAK_CONT = frozenset("\u00a0…“”‘’–—•·°«»")
+_MAX_LAYERS = 3  # text mangled twice or three times over still repairs
+
+
+def _strong_hit(text: str) -> re.Match | None:
+    """First sequence that can only be mojibake. Legit text has few candidate hits, so the Python loop
+    is short; mojibake stops it at once."""
+    for m in _MOJIBAKE.finditer(text):
+        try:
+            ch = m[0].translate(_UNSLOPPY).encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            continue
+        if ch in _PLAUSIBLE and not (m[0][0] in VIET_LETTERS and m[0][1] in _WEAK_CONT):
+            return m
+    return None
+
+
+def check_mojibake(text: str, file: str) -> str:
+    """Repair text that is UTF-8 read as cp1252/cp1258/Latin-1 ("Cáº¥p" -> "Cấp") when the whole text
+    reads back cleanly; reject it, naming the line, when only part of it does. Clean text is returned as is.
+    A hit that legit text can contain ("XÃ”": a capital and a curly quote) never triggers anything alone."""
+    for _ in range(_MAX_LAYERS):
+        hit = _strong_hit(text)
+        if hit is None:
+            return text
+        try:
+            text = _nfc(text.translate(_UNSLOPPY).encode("latin-1").decode("utf-8"))
+        except UnicodeError:
+            line = text.count("\n", 0, hit.start()) + 1
+            start = text.rfind("\n", 0, hit.start()) + 1
+            snippet = text[max(start, hit.start() - 20):hit.end() + 20].split("\n")[0]
+            raise ExportError(file, f"mojibake {snippet!r}: UTF-8 text that was read as Windows-1252 and saved "
+                                    "again (e.g. 'Cáº¥p' for 'Cấp'); it is mixed with text that cannot be read back, "
+                                    "so it cannot be repaired. Re-export the file as UTF-8",
+                              place=f"line {line}") from None
+    return text
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+
+def encode(text: str, encoding: str, *, file: str = "<text>") -> bytes:
+    """NFC text -> bytes in `encoding` (any name decode() reports), as a real tool of that era would write
+    them: UTF-16 and utf-8-sig with BOM, cp1258 with combining tones where Windows uses them, TCVN3 with
+    uppercase toned letters in lowercase codes (the ABC ".VnTimeH" practice)."""
+    name = _canonical(encoding, file)
+    text = unicodedata.normalize("NFC", text)
+    if name in ("utf-8", "utf-8-sig"):
+        return (codecs.BOM_UTF8 if name == "utf-8-sig" else b"") + text.encode("utf-8")
+    if name in ("utf-16-le", "utf-16-be"):
+        return (codecs.BOM_UTF16_LE if name == "utf-16-le" else codecs.BOM_UTF16_BE) + text.encode(name)
+    try:
+        return codecs.charmap_encode(text, "strict", _ENCODE_MAPS[name])[0]
+    except UnicodeEncodeError as e:
+        ch = text[e.start]
+        raise ExportError(file, f"character {ch!r} (U+{ord(ch):04X}) cannot be written in {name}",
+                          place=f"line {text.count(chr(10), 0, e.start) + 1}") from None

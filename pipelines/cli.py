@@ -1,0 +1,95 @@
+"""`kho`: the command line.
+
+  kho demo [--data DIR]   write the demo exports into the landing folder, run every asset, print a summary
+  kho run  [--data DIR]   run every asset on what is in the landing folder, print a summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+def write_demo_exports(landing: Path) -> list[Path]:
+    from assets.demo.dossiers import write_dossiers
+
+    return [write_dossiers(landing / "trung_tam_hcc" / "ho_so_tthc" / "ho_so_2026_10.csv")]
+
+
+def run_all(data_dir: Path) -> bool:
+    """Materialise every asset in-process; True when the run succeeded."""
+    os.environ["KHO_DATA_DIR"] = str(data_dir)
+    from dagster import DagsterInstance, materialize
+
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    result = materialize(
+        [*defs.assets], resources=defs.resources, instance=instance, raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    return result.success
+
+
+def summary(data_dir: Path) -> str:
+    from pipelines.resources import KhoResource
+
+    kho = KhoResource(data_dir=str(data_dir), warehouse_url=os.environ.get("KHO_WAREHOUSE_URL", ""),
+                      lake_url=os.environ.get("KHO_LAKE_URL", ""))
+    wh = kho.warehouse
+    wh.create(wh.load_log, wh.check_results)
+    log, checks = wh.load_log, wh.check_results
+    lines = [f"{'dataset':<22}{'file':<28}{'read':>8}{'loaded':>8}{'quarant.':>9}  status"]
+    with wh.engine.connect() as conn:
+        last = sa.select(log.c.dataset, sa.func.max(log.c.finished_at).label("t")).group_by(log.c.dataset).subquery()
+        rows = conn.execute(sa.select(log).join(last, (log.c.dataset == last.c.dataset)
+                                                & (log.c.finished_at == last.c.t)).order_by(log.c.dataset)).mappings()
+        for r in rows:
+            lines.append(f"{r['dataset']:<22}{r['file_name'][-27:]:<28}{r['rows_read']:>8}{r['rows_loaded']:>8}"
+                         f"{r['rows_quarantined']:>9}  {r['status']}" + (f": {r['message']}" if r["message"] else ""))
+            lines.extend(_check_lines(conn, checks, r["load_id"], r["dataset"]))
+    lines += ["", f"warehouse: {wh.url}", f"lake:      {kho.lake}", f"data docs: {kho.docs}"]
+    return "\n".join(lines)
+
+
+def _check_lines(conn, checks, load_id: str, dataset: str) -> list[str]:
+    rows = conn.execute(sa.select(checks).where(checks.c.load_id == load_id)
+                        .where(checks.c.dataset == dataset)).mappings()
+    out = []
+    for c in rows:
+        mark = "ok  " if c["success"] else ("warn" if c["severity"] == "warn" else "FAIL")
+        col = f" [{c['column_name']}]" if c["column_name"] else ""
+        bad = f" ({c['unexpected_count']} rows)" if c["unexpected_count"] else ""
+        out.append(f"    {mark} {c['expectation']}{col}{bad}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kho", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("demo", "run"):
+        p = sub.add_parser(name)
+        p.add_argument("--data", type=Path, default=Path(os.environ.get("KHO_DATA_DIR", "data")),
+                       help="data folder (landing/, raw/, lake/, warehouse.sqlite); default ./data or $KHO_DATA_DIR")
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's own selection internals
+    data_dir = args.data.resolve()
+    if args.command == "demo":
+        for path in write_demo_exports(data_dir / "landing"):
+            print(f"wrote demo export {path.relative_to(data_dir)}")
+    ok = run_all(data_dir)
+    print(summary(data_dir))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
