@@ -51,6 +51,30 @@ class Format(Strict):
     sheet: str | int | None = None  # Excel: which sheet (name or 0-based index)
     records_path: str | None = None  # JSON: where the records are, e.g. "data"
     numbers: Literal["vi", "plain"] | None = None  # None: "vi" (1.234.567,89) for files people type, else "plain"
+    # JSON: lists nested in each record, each loaded as its own table `<dataset>__<name>` keyed to the parent.
+    children: dict[str, "ChildTable"] = Field(default_factory=dict)
+    # SQL sources: the URL (it may hold a password) comes from this environment variable, never the contract.
+    url_env: str | None = None
+    table: str | None = None  # SQL: the departmental table, `name` or `schema.name`
+    query: str | None = None  # SQL: or a SELECT, when rows need a join or a filter
+    watermark: str | None = None  # SQL: a column that grows on every insert/update; None re-reads everything
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> "Format":
+        sql = {"url_env": self.url_env, "table": self.table, "query": self.query, "watermark": self.watermark}
+        if self.type != "sql":
+            given = [k for k, v in sql.items() if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} only apply to type sql")
+        elif not self.url_env or not re.fullmatch(r"[A-Z][A-Z0-9_]*", self.url_env):
+            raise ValueError("type sql needs url_env: the NAME of the environment variable holding the source URL")
+        elif (self.table is None) == (self.query is None):
+            raise ValueError("type sql needs exactly one of table or query")
+        if self.children and self.type != "json":
+            raise ValueError("children only apply to type json")
+        for name in self.children:
+            _identifier(name)
+        return self
 
     @property
     def number_style(self) -> str:
@@ -71,6 +95,14 @@ class Column(Strict):
         if self.type == "ward_code" and self.vintage is None:
             raise ValueError("a ward_code column must state its vintage ('2025' or 'pre2025')")
         return self
+
+
+class ChildTable(Strict):
+    """A list inside each JSON record (e.g. a hotline call's processing steps); `headers` are JSON keys."""
+
+    path: str  # where the list is in a record, e.g. "xuLy"
+    title: str  # Vietnamese title of the child table
+    columns: dict[str, Column]
 
 
 class Expectation(Strict):
@@ -160,6 +192,16 @@ class Contract(Strict):
             raise ValueError(f"partitioning.column '{self.partitioning.column}' must be a date or datetime")
         if self.load.mode == "replace_partition" and not self.partitioning:
             raise ValueError("load.mode replace_partition needs a partitioning section")
+        # Child rows carry the parent's key (and period) plus their position `thu_tu`: see assets.children.
+        for name, child in self.format.children.items():
+            if not self.primary_key:
+                raise ValueError(f"format.children.{name}: a child table needs the parent's primary_key")
+            _identifier(f"{self.dataset}__{name}")
+            inherited = {*self.primary_key, "thu_tu", *([self.partitioning.column] if self.partitioning else [])}
+            for col in child.columns:
+                _identifier(col)
+                if col in inherited:
+                    raise ValueError(f"format.children.{name}.columns.{col}: the name is taken by the parent key")
         from quality.gx import check_expectation  # light: GX itself is imported only to validate
 
         for i, exp in enumerate(self.expectations):

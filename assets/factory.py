@@ -11,6 +11,7 @@ from dataclasses import asdict
 import pandas as pd
 import sqlalchemy as sa
 from dagster import (
+    AssetIn,
     AssetCheckResult, AssetCheckSeverity, AssetCheckSpec, AssetExecutionContext, AssetKey, Config, Failure,
     MaterializeResult, MetadataValue, Output, TableColumn, TableSchema, asset,
 )
@@ -19,6 +20,7 @@ from assets import flow
 from assets.contract import Contract
 from assets.errors import ExportError
 from assets.raw import archive
+from assets.sources import pull
 from assets.warehouse import now
 from pipelines.resources import KhoResource
 
@@ -51,8 +53,9 @@ def build_assets(contract: Contract) -> list:
     @asset(key=key("raw"), kinds={KINDS[contract.format.type]}, **common,
            description=f"{contract.title}: the exports as received from {dept.name}, archived by sha256.")
     def raw(context: AssetExecutionContext, config: RawConfig, kho: KhoResource) -> Output[pd.DataFrame]:
-        files = archive(kho.landing, kho.raw, contract.landing, ds, dept.code)
         wh = kho.warehouse
+        pull(contract, kho.landing, wh)
+        files = archive(kho.landing, kho.raw, contract.landing, ds, dept.code)
         wh.create(wh.manifest, wh.load_log)
         with wh.transaction() as conn:
             known = {tuple(r) for r in conn.execute(sa.select(wh.manifest.c.sha256, wh.manifest.c.file_name)
@@ -72,7 +75,7 @@ def build_assets(contract: Contract) -> list:
             "files": MetadataValue.md("\n".join(f"- `{f['file_name']}` {f['sha256'][:12]}" for f in batch) or "none"),
         })
 
-    @asset(key=key("clean"), kinds={"pandas"}, **common,
+    @asset(key=key("clean"), ins={"raw": AssetIn(key("raw"))}, kinds={"pandas"}, **common,
            description=f"{contract.title}: decoded, typed and normalised; rows that cannot be cleaned carry reasons.")
     def clean(context: AssetExecutionContext, kho: KhoResource, raw: pd.DataFrame) -> Output[pd.DataFrame]:
         files = raw.to_dict("records")
@@ -91,7 +94,7 @@ def build_assets(contract: Contract) -> list:
             "dagster/column_schema": column_schema(contract),
         })
 
-    @asset(key=key("validated"), kinds={"great_expectations"}, **common,
+    @asset(key=key("validated"), ins={"clean": AssetIn(key("clean"))}, kinds={"great_expectations"}, **common,
            check_specs=[AssetCheckSpec(CHECK, asset=key("validated"), blocking=True,
                                        description="The contract's Great Expectations suite on the cleaned batch")],
            description=f"{contract.title}: checked with the contract's GX suite; rejected rows go to quarantine.")
@@ -118,7 +121,7 @@ def build_assets(contract: Contract) -> list:
                 **({"data_docs": MetadataValue.url("file://" + v.docs_path)} if v.docs_path else {}),
             })
 
-    @asset(key=key("curated"), kinds={"parquet", wh_kind()}, **{**common, "io_manager_key": "io_manager"},
+    @asset(key=key("curated"), ins={"validated": AssetIn(key("validated"))}, kinds={"parquet", wh_kind()}, **{**common, "io_manager_key": "io_manager"},
            metadata={"dagster/column_schema": column_schema(contract), "dagster/table_name": contract.table},
            description=f"{contract.description.strip()}\n\nOwner: {dept.name}. Load mode: {contract.load.mode}.")
     def curated(context: AssetExecutionContext, kho: KhoResource, validated: pd.DataFrame) -> MaterializeResult:

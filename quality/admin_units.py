@@ -351,6 +351,19 @@ def units_current() -> pd.DataFrame:
     return _ref().current.copy()
 
 
+@cache
+def current_codes(province: str | None = None) -> frozenset[str]:
+    """Codes (5-digit text) of the commune-level units in force since 2025-07-01: all 3,321, or one
+    province's ("79" gives HCMC's 168). An unknown province code gives the empty set.
+
+    Backs the GX expectation `expect_column_values_to_be_current_ward_code`.
+    """
+    if province is None:
+        return frozenset(_ref().current_by_code)
+    wanted = _norm_code(province, 2)
+    return frozenset(code for code, (prov, _, _) in _ref().current_by_code.items() if prov == wanted)
+
+
 def units_pre2025() -> pd.DataFrame:
     """Pre-reform wards: ma_tinh, ten_tinh, ma_quan_huyen, ten_quan_huyen, ma_phuong_xa, ten_phuong_xa, loai."""
     return _ref().pre2025.copy()

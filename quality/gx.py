@@ -168,6 +168,33 @@ class ExpectationOutcome:
     row_level: bool
     observed_value: object | None
     exception: str | None = None  # GX's message when evaluating the expectation raised
+    unexpected_percent: float | None = None  # of the rows GX judged (map expectations)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The columns the expectation reads: `column`, `column_A`/`column_B` or `column_list`."""
+        if self.column:
+            return (self.column,)
+        if "column_A" in self.kwargs:
+            return (self.kwargs["column_A"], self.kwargs["column_B"])
+        return tuple(self.kwargs.get("column_list") or ())
+
+    @property
+    def reason_code(self) -> str:
+        """Quarantine reason code: `<expectation>:<column>[,<column>...]`, like the cleaner's `invalid_date:<column>`."""
+        return f"{self.expectation}:{','.join(self.columns)}" if self.columns else self.expectation
+
+    @property
+    def quarantines(self) -> bool:
+        """Its failing rows are rejected one by one: an error-level map expectation without a `mostly`
+        tolerance. With `mostly` < 1 the expectation judges the batch (e.g. a null ratio), not rows."""
+        mostly = self.kwargs.get("mostly")
+        return self.row_level and self.severity == "error" and (mostly is None or mostly >= 1)
+
+    @property
+    def blocks(self) -> bool:
+        """It fails the blocking check: an error-level failure that is not settled by quarantining rows."""
+        return self.severity == "error" and not self.success and not (self.quarantines and self.unexpected_rows)
 
 
 @dataclass
@@ -401,6 +428,7 @@ def _outcome(spec: Mapping[str, Any], result: Any) -> ExpectationOutcome:
         row_level=per_row,
         observed_value=details.get("observed_value"),
         exception=_exception_message(result.exception_info) if result is not None else "no result from GX",
+        unexpected_percent=details.get("unexpected_percent"),
     )
 
 

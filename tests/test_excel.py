@@ -31,9 +31,11 @@ HEADERS = [
     "Ghi chú",
 ]
 ROWS = [
-    ["0301234567", "Công ty TNHH Sài Gòn Xanh", "Nguyễn Văn An", "079085001234", 1500000000, dt.date(2026, 10, 5), "Phường Bến Thành"],
+    ["0301234567", "Công ty TNHH Sài Gòn Xanh", "Nguyễn Văn An", "079085001234", 1500000000, dt.date(2026, 10, 5),
+     "Phường Bến Thành"],
     None,  # a blank row left inside the data
-    ["0312345678-001", "Công ty CP Thủ Đức", "Lê Thị Hoà", "001190004567", 2500000.5, dt.datetime(2026, 10, 6, 14, 30, 15), "Phường Thủ Đức"],
+    ["0312345678-001", "Công ty CP Thủ Đức", "Lê Thị Hoà", "001190004567", 2500000.5,
+     dt.datetime(2026, 10, 6, 14, 30, 15), "Phường Thủ Đức"],
     ["0108765432", "Tổng công ty Điện lực", "Trần Bình", None, 0, dt.date(2026, 10, 31), "Xã Cần Giờ"],
 ]
 COLUMNS = {
@@ -210,6 +212,36 @@ def test_plain_numbered_column_row_and_signature_without_totals_row():
         Skipped("row 8", "blank row"),
         Skipped("rows 9-11", "signature block"),
     ]
+
+
+def test_grand_total_above_the_details_does_not_end_the_table():
+    # Statistical reports put the grand total first; a second "Cộng" closes the table.
+    table = [
+        ["BÁO CÁO DÂN SỐ THEO PHƯỜNG"],
+        ["Phường", "Số hộ", 2025],  # a year header stored as a number
+        ["Tổng cộng", 30, 90],
+        ["Phường Sài Gòn", 10, 30],
+        ["Phường Tân Định", 20, 60],
+        [],
+        ["Cộng", 30, 90],
+        [None, "Trưởng phòng"],
+    ]
+    data = gov_workbook(extra_sheets={"DanSo": table})
+    got = read_excel(data, "danso.xlsx", {"phuong": ["Phường"], "nam_2025": ["2025"]}, sheet="danso")
+    assert records(got) == [
+        {"phuong": "Phường Sài Gòn", "nam_2025": "30", ROW_COLUMN: 4},
+        {"phuong": "Phường Tân Định", "nam_2025": "60", ROW_COLUMN: 5},
+    ]
+    assert got.skipped == [
+        Skipped("row 1", "banner above the header"),
+        Skipped("row 2", "header"),
+        Skipped("row 3", "totals row (Tổng cộng)"),
+        Skipped("row 6", "blank row"),
+        Skipped("row 7", "totals row (Cộng)"),
+        Skipped("row 8", "signature block"),
+    ]
+    assert got.notes[0] == "sheet 'danso' read as 'DanSo' (names differ only in case or spaces)"
+    assert "columns not in the contract, ignored: Số hộ (B)" in got.notes
 
 
 def test_unmerged_two_row_header_and_merged_data_cells(tmp_path):

@@ -30,3 +30,6 @@ class Extracted:
     skipped: list[Skipped] = field(default_factory=list)
     encoding: str | None = None
     notes: list[str] = field(default_factory=list)
+    # JSON lists nested in records, one text table per contract child (see assets.children), keyed by
+    # assets.extract.json.PARENT_COLUMN (the parent's ROW_COLUMN) and SEQ_COLUMN.
+    children: dict[str, pd.DataFrame] = field(default_factory=dict)

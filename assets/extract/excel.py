@@ -71,7 +71,8 @@ def _bare(text: str) -> str:
 
 
 def _display(value: Any) -> str:
-    return _WS.sub(" ", str(value)).strip()
+    text = value if isinstance(value, str) else _text(value) or ""  # a year header 2025 reads "2025"
+    return _WS.sub(" ", text).strip()
 
 
 def _col_letter(col: int) -> str:
@@ -140,9 +141,10 @@ _TEXT = {
 
 
 def _text(value: Any) -> str | None:
-    if value is None:
+    if value is None or value == "":
         return None
-    return _TEXT[type(value)](value)
+    convert = _TEXT.get(type(value))
+    return convert(value) if convert else str(value)
 
 
 # ---------------------------------------------------------------------------------------------- header matching
@@ -156,6 +158,9 @@ class _Label:
     leaf: str  # the lowest header text, normalised
     display: str  # as written, for messages
     top: str  # the upper header text (the group, or the header itself), normalised
+
+    def __post_init__(self) -> None:
+        self.full_bare, self.leaf_bare = _bare(self.full), _bare(self.leaf)
 
 
 class _Aliases:
@@ -178,8 +183,8 @@ class _Aliases:
         found: dict[str, list[int]] = {}
         for name in self.names:
             forms = self.forms[name]
-            full = [c for c, lab in labels.items() if lab.full in forms or _bare(lab.full) in forms]
-            leaf = [c for c, lab in labels.items() if lab.leaf in forms or _bare(lab.leaf) in forms]
+            full = [c for c, lab in labels.items() if lab.full in forms or lab.full_bare in forms]
+            leaf = [c for c, lab in labels.items() if lab.leaf in forms or lab.leaf_bare in forms]
             if full or leaf:
                 found[name] = full or leaf
         return found
@@ -314,6 +319,11 @@ def _expected(aliases: _Aliases, names: list[str]) -> str:
     return ", ".join(f"{n} (any of: {', '.join(repr(a) for a in aliases.written[n]) or repr(n)})" for n in names)
 
 
+def _prefix(text: str) -> str:
+    """First four letters, casefolded, without marks or spaces: a cheap filter before full normalisation."""
+    return "".join(_bare(text[:16].casefold()).split())[:4]
+
+
 def _find_second_header(grid: list[list[Any]], header: _Header) -> int | None:
     """A later row that repeats the header (a second table pasted below): its index, else None."""
     checks = []
@@ -329,19 +339,21 @@ def _find_second_header(grid: list[list[Any]], header: _Header) -> int | None:
             for ch in {a[:1], _bare(a[:1])}:
                 first = unicodedata.normalize("NFD", ch)[:1]
                 initials |= {ch, ch.upper(), first, first.upper()}
-        checks.append((c, accepted, max(1, min(lengths) - 2), 3 * max(lengths) + 10, initials))
+        prefixes = {_prefix(a) for a in accepted}
+        checks.append((c, accepted, max(1, min(lengths) - 2), 3 * max(lengths) + 10, initials, prefixes))
     n = len(checks)
     need = 1 if n == 1 else max(2, math.ceil(n / 2))
     allowed_misses = n - need
     for r in range(header.top + header.depth, len(grid)):
         row = grid[r]
         hits = misses = 0
-        for c, accepted, shortest, longest, initials in checks:
+        for c, accepted, shortest, longest, initials, prefixes in checks:
             value = row[c]
             if (
                 isinstance(value, str)
                 and shortest <= len(value) <= longest
                 and value[:1] in initials
+                and _prefix(value) in prefixes
             ):
                 norm = _norm(value)
                 if norm in accepted or _bare(norm) in accepted:
@@ -363,7 +375,8 @@ def _is_column_numbers(row: list[Any]) -> bool:
     values = [v for v in row if not _is_empty(v)]
     if len(values) < 2:
         return False
-    numbers = []
+    numbers: list[int] = []
+    letters: list[int] = []
     for v in values:
         if isinstance(v, bool):
             return False
@@ -375,12 +388,24 @@ def _is_column_numbers(row: list[Any]) -> bool:
             m = _COLUMN_NUMBER.match(_norm(v))
             if not m:
                 return False
-            if m.group(1).isdigit():
-                numbers.append(int(m.group(1)))
+            mark = m.group(1)
+            (numbers if mark.isdigit() else letters).append(int(mark) if mark.isdigit() else ord(mark))
         else:
             return False
-    # Numbers run consecutively (letters like "A B" may precede them), so a data row of small counts is not taken.
-    return all(b == a + 1 for a, b in zip(numbers, numbers[1:], strict=False))
+
+    def consecutive(seq: list[int]) -> bool:
+        return all(b == a + 1 for a, b in zip(seq, seq[1:], strict=False))
+
+    # Marks run consecutively ("A B 1 2 3"), so a data row of small counts is not taken for them.
+    return consecutive(numbers) and consecutive(letters) and (len(numbers) >= 2 or (not numbers and len(letters) >= 2))
+
+
+def _first_value(row: list[Any]) -> Any:
+    return next((v for v in row if not _is_empty(v)), None)
+
+
+def _row_list(rows: list[int]) -> str:
+    return ", ".join(map(str, rows[:10])) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
 
 
 def _first_text(row: list[Any]) -> str | None:
@@ -516,7 +541,8 @@ def _open(data: bytes, file: str, max_bytes: int) -> tuple[CalamineWorkbook, zip
     try:
         return CalamineWorkbook.from_filelike(io.BytesIO(data)), zf
     except PasswordError:
-        raise ExportError(file, "workbook is password-protected; ask the department for an open copy", "workbook") from None
+        reason = "workbook is password-protected; ask the department for an open copy"
+        raise ExportError(file, reason, "workbook") from None
     except CalamineError as exc:
         raise ExportError(file, f"cannot open the workbook, it is truncated or corrupt ({exc})", "workbook") from None
 
@@ -589,7 +615,10 @@ def read_excel(
             raise ExportError(file, f"cannot read the sheet, it is truncated or corrupt ({exc})", where) from None
     if not grid:
         raise ExportError(file, "sheet is empty", where)
-    return _extract(grid, merges, _Aliases(columns), file, where)
+    extracted = _extract(grid, merges, _Aliases(columns), file, where)
+    if isinstance(sheet, str) and sheet != name:
+        extracted.notes.insert(0, f"sheet '{sheet}' read as '{name}' (names differ only in case or spaces)")
+    return extracted
 
 
 def _extract(
@@ -616,9 +645,8 @@ def _extract(
     banner = [_display(v) for r in range(header.top) for v in grid[r] if not _is_empty(v)]
     if banner:
         notes.append("banner: " + " | ".join(dict.fromkeys(banner)))
-    ignored = [
-        f"{lab.display} ({_col_letter(c)})" for c, lab in sorted(header.labels.items()) if c not in header.mapping.values()
-    ]
+    used = set(header.mapping.values())
+    ignored = [f"{lab.display} ({_col_letter(c)})" for c, lab in sorted(header.labels.items()) if c not in used]
     if ignored:
         notes.append("columns not in the contract, ignored: " + ", ".join(ignored))
 
@@ -649,14 +677,22 @@ def _extract(
         kind, label = _row_kind(row)
         if kind == "totals":
             kinds.append((r, f"totals row ({label})"))
-            rest = range(r + 1, len(grid))
+            r += 1
+            if not out_rows:  # statistical reports often put the grand total first, above the details
+                continue
+            rest = range(r, len(grid))
             why = "signature block" if any(not _is_empty(v) for i in rest for v in grid[i]) else "blank row"
             kinds += [(i, why) for i in rest]
+            numbered = [i + 1 for i in rest if isinstance(_first_value(grid[i]), int | float)]
+            if numbered:
+                notes.append(
+                    f"rows after the totals row start with a number, check they are not data: {_row_list(numbered)}"
+                )
             break
         if kind == "signature":
             kinds += [(i, "signature block") for i in range(r, len(grid))]
             break
-        values = [None if (v := row[c]) == "" else _TEXT[type(v)](v) for c in cols]
+        values = [None if (v := row[c]) == "" else (_TEXT.get(type(v)) or _text)(v) for c in cols]
         if all(v is None for v in values):
             first = _first_text(row)
             shown = f": {_display(first)[:60]}" if first else ""

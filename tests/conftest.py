@@ -1,0 +1,70 @@
+"""Shared fixtures: a data folder per test, real database servers, and running a dataset's assets."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+PG_ADMIN_URL = os.environ.get("KHO_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+MARIADB_URL = os.environ.get("KHO_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+TEST_KEY = "kho-test-pseudonym-key-0123456789abcdef"  # tests only; the pipeline never has a default key
+
+
+def server_unavailable(what: str, error: Exception) -> None:
+    """Under CI=true a missing server is a failure, never a skip."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} is unreachable and CI=true: {error}")
+    pytest.skip(f"{what} is unreachable: {error}")
+
+
+@pytest.fixture(autouse=True)
+def _pseudonym_key(monkeypatch):
+    monkeypatch.setenv("KHO_PSEUDONYM_KEY", TEST_KEY)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch) -> Path:
+    monkeypatch.setenv("KHO_DATA_DIR", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh PostgreSQL database for the session, dropped afterwards."""
+    name = f"kho_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as e:
+        server_unavailable("PostgreSQL", e)
+    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def resources(data_dir: Path, warehouse_url: str = "") -> dict:
+    from dagster import FilesystemIOManager
+
+    from pipelines.resources import KhoResource, StagingIOManager
+
+    return {
+        "kho": KhoResource(data_dir=str(data_dir), warehouse_url=warehouse_url),
+        "staging": StagingIOManager(data_dir=str(data_dir)),
+        "io_manager": FilesystemIOManager(base_dir=str(data_dir / "staging" / "_dagster")),
+    }
+
+
+def run_datasets(data_dir: Path, *contracts, warehouse_url: str = ""):
+    """Materialise the contracts' assets in-process, as `kho run` does; returns Dagster's result."""
+    from dagster import materialize
+
+    from assets.factory import build_assets
+
+    assets = [a for c in contracts for a in build_assets(c)]
+    return materialize(assets, resources=resources(data_dir, warehouse_url), raise_on_error=False)
