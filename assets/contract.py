@@ -87,6 +87,8 @@ class Column(Strict):
     headers: list[str] = Field(default_factory=list)  # how departments write this column's header
     required: bool = False
     personal: bool = False  # protected personal data (citizen ID, phone, birth date, address, names)
+    # personal only: how shared (curated) tables carry it: a keyed pseudonym (assets.privacy), or not at all
+    protect: Literal["pseudonymise", "drop"] = "pseudonymise"
     values: dict[str, str] | None = None  # map of written values to canonical codes (compared as keys)
     vintage: Literal["2025", "pre2025"] | None = None  # ward_code only: which generation of unit codes
 
@@ -94,7 +96,16 @@ class Column(Strict):
     def _ward_vintage(self) -> "Column":
         if self.type == "ward_code" and self.vintage is None:
             raise ValueError("a ward_code column must state its vintage ('2025' or 'pre2025')")
+        if "protect" in self.model_fields_set and not self.personal:
+            raise ValueError("protect only applies to a personal column (personal: true)")
         return self
+
+    @property
+    def curated_type(self) -> str | None:
+        """Its type in shared tables: a personal column is a text pseudonym there, or absent when dropped."""
+        if not self.personal:
+            return self.type
+        return None if self.protect == "drop" else "text"
 
 
 class ChildTable(Strict):
@@ -218,6 +229,11 @@ class Contract(Strict):
     @property
     def table(self) -> str:
         return self.dataset
+
+    @property
+    def curated_columns(self) -> dict[str, str]:
+        """Column -> type in the shared (curated) table and lake: dropped personal columns left out."""
+        return {n: c.curated_type for n, c in self.columns.items() if c.curated_type}
 
     def suite(self) -> list[dict[str, Any]]:
         """The GX suite: the contract's expectations plus the ones its columns imply."""

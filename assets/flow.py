@@ -35,6 +35,11 @@ class Validation:
     def rejected(self) -> pd.Series:
         return self.frame[REASONS].notna()
 
+    @property
+    def warnings(self) -> list:
+        """Failed warn-level expectations: recorded (check results, Data Docs), never blocking."""
+        return [r for r in self.results if r.severity == "warn" and not r.success]
+
 
 def extract_files(contract: Contract, files: list[dict]) -> tuple[pd.DataFrame, dict[str, Extracted]]:
     """Read every file of the batch; the rows carry the hash of the file they came from."""
@@ -65,8 +70,9 @@ def clean_batch(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:
 def validate(contract: Contract, cleaned: pd.DataFrame, docs_dir: str | None = None) -> Validation:
     """Run the contract's GX suite on the rows that survived cleaning.
 
-    Rows failing a row-level error expectation join the quarantine with `<expectation>:<column>`; table-level
-    error failures and a rejected share above the contract's limit fail the blocking check.
+    Rows failing a row-level error expectation join the quarantine with `<expectation>:<column>[,<column>]`;
+    batch-level error failures (table expectations, `mostly` ratios, expectations that raised) and a rejected
+    share above the contract's limit fail the blocking check. Warn-level failures are only recorded.
     """
     from quality.gx import validate as gx_validate
 
@@ -76,12 +82,13 @@ def validate(contract: Contract, cleaned: pd.DataFrame, docs_dir: str | None = N
     reasons = Reasons(len(cleaned), cleaned[REASONS])
     problems = []
     for r in outcome.results:
-        if r.row_level and r.severity == "error" and r.unexpected_rows:
+        if r.quarantines and r.unexpected_rows:
             mask = np.zeros(len(cleaned), dtype=bool)
             mask[alive[r.unexpected_rows]] = True
-            reasons.add(mask, f"{r.expectation}:{r.column}" if r.column else r.expectation)
-        elif not r.success and r.severity == "error":
-            seen = r.exception or f"observed {r.observed_value}"
+            reasons.add(mask, r.reason_code)
+        elif r.blocks:
+            seen = r.exception or (f"{r.unexpected_percent:.1f}% of values unexpected"
+                                   if r.unexpected_percent is not None else f"observed {r.observed_value}")
             problems.append(f"{r.expectation}{_args(r.kwargs)} failed ({seen})")
     frame = cleaned.copy()
     frame[REASONS] = reasons.series(frame.index)

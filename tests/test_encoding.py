@@ -124,6 +124,12 @@ def test_detection_reads_whole_file_beyond_the_sample():
     assert used == "vni" and text.endswith(CSV)
 
 
+def test_detection_looks_past_a_long_ascii_head():
+    head = "MA_HS,SO\n" + "HS0001,12345\n" * (SAMPLE_BYTES // 13 + 10)  # more ASCII than one sample
+    text, used = decode(encode(head + CSV, "viscii"), "dai.csv")
+    assert used == "viscii" and text == head + CSV
+
+
 def test_cp1258_combining_tones_end_nfc():
     data = b"Vi\xea\xf2t Nam, Hoa\xcc, Thuy\xd2, Nguy\xea\xden"  # ê+dot, a+grave, y+hook, ê+tilde
     text, used = decode(data, "f.csv", "cp1258")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
 from assets.extract.base import Extracted
 
 if TYPE_CHECKING:
-    from assets.contract import Contract
+    from assets.contract import ChildTable, Contract
 
 
 def extract(contract: "Contract", data: bytes, file: str) -> Extracted:
@@ -18,8 +20,41 @@ def extract(contract: "Contract", data: bytes, file: str) -> Extracted:
         from assets.extract.csv import read_csv
 
         return read_csv(data, file, columns, required, encoding=fmt.encoding, delimiter=fmt.delimiter)
+    if fmt.type == "sql":
+        # A snapshot that assets.sources.pull wrote from the source: UTF-8 CSV under the canonical names.
+        from assets.extract.csv import read_csv
+
+        return read_csv(data, file, columns, required, encoding="utf-8", delimiter=",")
     if fmt.type in ("xlsx", "xls"):
         from assets.extract.excel import read_excel
 
         return read_excel(data, file, columns, sheet=fmt.sheet)
+    if fmt.type == "json":
+        from assets.extract.json import read_json
+
+        got, kids = read_json(data, file, columns, required, records_path=fmt.records_path,
+                              children={name: child.path for name, child in fmt.children.items()})
+        # Children are mapped here, with the parent, so a file whose lists do not fit the contract fails
+        # at extract like any other unreadable file.
+        got.children = {name: _child_columns(kids[name], fmt.children[name], name, file) for name in kids}
+        return got
     raise NotImplementedError(f"{file}: format '{fmt.type}' has no reader yet")
+
+
+def _child_columns(frame: pd.DataFrame, child: "ChildTable", name: str, file: str) -> pd.DataFrame:
+    """Flattened JSON keys (`donVi.ten` -> `donVi_ten`) -> the child's canonical column names."""
+    from assets.extract.headers import map_headers
+    from assets.extract.json import PARENT_COLUMN, SEQ_COLUMN
+
+    columns = {c: [h.replace(".", "_") for h in col.headers] for c, col in child.columns.items()}
+    # With no element in any record the file cannot show the child's fields: nothing is missing then.
+    required = {c for c, col in child.columns.items() if col.required} if len(frame) else set()
+    found = [c for c in frame.columns if c not in (PARENT_COLUMN, SEQ_COLUMN)]
+    mapping, _ = map_headers(found, columns, required, file, f"child table '{name}' (field '{child.path}')")
+    out = pd.DataFrame({canon: frame[found[i]] for i, canon in mapping.items()}, index=frame.index)
+    for canon in child.columns:
+        if canon not in out:
+            out[canon] = pd.Series([None] * len(frame), index=frame.index, dtype="str")
+    out = out[list(child.columns)]
+    out[PARENT_COLUMN], out[SEQ_COLUMN] = frame[PARENT_COLUMN], frame[SEQ_COLUMN]
+    return out

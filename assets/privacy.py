@@ -1,0 +1,76 @@
+"""Personal data in shared tables (Law 91/2025/QH15, Decree 356/2025/NĐ-CP): pseudonymise or drop, per contract.
+
+A contract column with `personal: true` reaches the curated table and the curated lake only as a keyed pseudonym
+(`quality.pseudonym`, HMAC-SHA256 of the normalised value) or, with `protect: drop`, not at all. The raw value stays
+in the two restricted places only: the raw archive (the exact bytes received) and the quarantine zone.
+
+One more case the contract cannot flag per column: since 1 July 2025 an individual's tax code is their 12-digit
+personal ID (CCCD). A `tax_code` column of organisations may therefore carry a citizen ID for a household business
+or a sole trader; those 12-digit values are pseudonymised as citizen IDs (so they join with `so_cccd` pseudonyms),
+while 10- and 13-character organisation codes stay as they are.
+
+There is no default key: without KHO_PSEUDONYM_KEY a dataset that has personal values is refused (MissingKey),
+and the Dagster asset turns that into a Failure naming the variable.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from assets.contract import Column, Contract
+from quality.pseudonym import KEY_ENV, MissingKey, key_from_env, pseudonymise_column
+
+PERSONAL_ID = r"\d{12}"  # an individual's tax code since 2025-07-01 is their CCCD number
+
+
+def personal_columns(columns: dict[str, Column]) -> dict[str, Column]:
+    return {n: c for n, c in columns.items() if c.personal}
+
+
+def _individual_tax_codes(values: pd.Series) -> pd.Series:
+    return values.astype("str").str.fullmatch(PERSONAL_ID).fillna(False).astype(bool) & values.notna()
+
+
+def needs_key(columns: dict[str, Column], frame: pd.DataFrame) -> bool:
+    """Whether these rows carry a value only a pseudonym may stand for."""
+    if any(c.protect == "pseudonymise" for c in personal_columns(columns).values()):
+        return True
+    return any(_individual_tax_codes(frame[n]).any() for n, c in columns.items()
+               if c.type == "tax_code" and not c.personal and n in frame)
+
+
+def require_key(dataset: str, columns: dict[str, Column]) -> bytes:
+    try:
+        return key_from_env()
+    except MissingKey as e:
+        named = ", ".join(personal_columns(columns)) or "12-digit personal tax codes"
+        raise MissingKey(f"{dataset} has personal data ({named}) and will not be loaded into shared tables: "
+                         f"{e}".replace(f"{KEY_ENV} is", f"{KEY_ENV} is", 1)) from None
+
+
+def protect_columns(dataset: str, columns: dict[str, Column], frame: pd.DataFrame,
+                    key: bytes | None = None) -> pd.DataFrame:
+    """The rows as shared tables may hold them; `key` defaults to KHO_PSEUDONYM_KEY (MissingKey if unset)."""
+    if not needs_key(columns, frame):
+        return frame.drop(columns=[n for n, c in personal_columns(columns).items() if n in frame])
+    key = key or require_key(dataset, columns)
+    out = frame.copy()
+    for name, col in columns.items():
+        if name not in out:
+            continue
+        if col.personal and col.protect == "drop":
+            del out[name]
+        elif col.personal:
+            out[name] = pseudonymise_column(out[name], col.type, key)
+        elif col.type == "tax_code":
+            individual = _individual_tax_codes(out[name])
+            if individual.any():
+                values = out[name].astype(object)
+                values[individual] = pseudonymise_column(values[individual], "citizen_id", key)
+                out[name] = values.astype("str")
+    return out
+
+
+def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None) -> pd.DataFrame:
+    """`protect_columns` for a contract's main table."""
+    return protect_columns(contract.dataset, contract.columns, frame, key)
