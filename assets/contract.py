@@ -131,11 +131,50 @@ class Partitioning(Strict):
     column: str
     grain: Literal["day", "month"] = "month"
     key: str = "ky"  # Hive folder name in the lake: ky=2026-10/
+    start: str = "2020-01-01"  # first reporting period Dagster offers (backfills start here), yyyy-mm-dd
+    # How a received file names its period: a regex with groups `year`, `month` (and `day` for daily data).
+    # None: a yyyy-mm(-dd) date anywhere in the name, else the period most of its rows fall in (assets.partitions).
+    file_period: str | None = None
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError(f"'{value}' is not a date written yyyy-mm-dd")
+        return value
+
+    @field_validator("file_period")
+    @classmethod
+    def _file_period(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                groups = re.compile(value).groupindex
+            except re.error as e:
+                raise ValueError(f"not a valid regex: {e}") from None
+            if not {"year", "month"} <= set(groups):
+                raise ValueError("the regex needs named groups (?P<year>...) and (?P<month>...)")
+        return value
 
 
 class Load(Strict):
-    mode: Literal["append", "replace", "replace_partition"] = "append"
+    """How a batch reaches the warehouse table (assets.modes): one transaction, re-runnable."""
+
+    mode: Literal["append", "replace", "replace_partition", "merge", "scd2"] = "append"
     schema_change: Literal["evolve", "freeze"] = "evolve"
+    # merge / scd2, when each batch is a full snapshot: what happens to rows absent from it
+    # (keep: nothing; delete: merge only; close: merge marks _kho_deleted_at, scd2 ends the current version)
+    on_missing: Literal["keep", "delete", "close"] = "keep"
+    tracked: list[str] | None = None  # scd2: columns whose change makes a new version (default: all but the key)
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "Load":
+        if "on_missing" in self.model_fields_set and self.mode not in ("merge", "scd2"):
+            raise ValueError("on_missing only applies to load.mode merge or scd2")
+        if self.mode == "scd2" and self.on_missing == "delete":
+            raise ValueError("scd2 keeps history: on_missing must be keep or close")
+        if self.tracked is not None and self.mode != "scd2":
+            raise ValueError("tracked only applies to load.mode scd2")
+        return self
 
 
 class Freshness(Strict):
@@ -164,6 +203,7 @@ class Contract(Strict):
     load: Load = Load()
     freshness: Freshness | None = None
     quality: Quality = Quality()
+    open_data: bool = False  # publish the curated table as open data (assets.open_data); never with personal columns
     source_file: str = ""  # filled by the loader, for messages
 
     _dataset = field_validator("dataset")(_identifier)
@@ -194,6 +234,9 @@ class Contract(Strict):
 
     @model_validator(mode="after")
     def _references(self) -> "Contract":
+        if self.open_data and any(c.personal for c in self.columns.values()):
+            raise ValueError("open_data: a table with personal columns cannot be published "
+                             "(pseudonyms are personal data too)")
         for key in self.primary_key:
             if key not in self.columns:
                 raise ValueError(f"primary_key names '{key}', which is not a column")
@@ -203,6 +246,22 @@ class Contract(Strict):
             raise ValueError(f"partitioning.column '{self.partitioning.column}' must be a date or datetime")
         if self.load.mode == "replace_partition" and not self.partitioning:
             raise ValueError("load.mode replace_partition needs a partitioning section")
+        if self.load.mode in ("merge", "scd2"):
+            if not self.primary_key:
+                raise ValueError(f"load.mode {self.load.mode} needs a primary_key")
+            for key in self.primary_key:
+                if not self.columns[key].curated_type:
+                    raise ValueError(f"load.mode {self.load.mode}: primary_key column '{key}' is dropped from "
+                                     "shared tables (protect: drop)")
+        if self.load.mode == "scd2":
+            for name in ("valid_from", "valid_to", "is_current"):
+                if name in self.columns:
+                    raise ValueError(f"'{name}' is reserved for scd2 versions: rename the column")
+            for name in self.load.tracked or []:
+                if name not in self.columns or not self.columns[name].curated_type:
+                    raise ValueError(f"load.tracked names '{name}', which is not a column of the shared table")
+                if name in self.primary_key:
+                    raise ValueError(f"load.tracked names '{name}', which is part of the primary_key")
         # Child rows carry the parent's key (and period) plus their position `thu_tu`: see assets.children.
         for name, child in self.format.children.items():
             if not self.primary_key:

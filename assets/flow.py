@@ -1,4 +1,4 @@
-"""The steps of one dataset's flow, without Dagster: extract -> clean -> validate -> quarantine / load.
+"""The steps of one dataset's flow, without Dagster: extract -> clean -> validate (quarantine and load: `assets.load`).
 
 Dagster assets (`assets.factory`) and the department self-check (`kho check`) both call these, so what a
 clerk sees in the self-check is exactly what the pipeline would do.
@@ -12,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets import lake
+from assets import privacy
 from assets.clean import ORIGINAL_PREFIX, Reasons, clean
 from assets.contract import Contract
+from assets.periods import period_keys
+from assets.errors import ExportError
 from assets.extract import extract
 from assets.extract.base import ROW_COLUMN, Extracted
 from assets.extract.csv import ORIGINAL, REASONS
-from assets.warehouse import Warehouse, now
 
 FILE_COLUMN = "_kho_file_sha256"
 
@@ -41,12 +42,22 @@ class Validation:
         return [r for r in self.results if r.severity == "warn" and not r.success]
 
 
-def extract_files(contract: Contract, files: list[dict]) -> tuple[pd.DataFrame, dict[str, Extracted]]:
-    """Read every file of the batch; the rows carry the hash of the file they came from."""
+def extract_files(contract: Contract, files: list[dict],
+                  failures: list | None = None) -> tuple[pd.DataFrame, dict[str, Extracted]]:
+    """Read every file of the batch; the rows carry the hash of the file they came from.
+
+    With a `failures` list, a file that cannot be read is appended to it as (file, ExportError) and the
+    others are still read: one bad export fails alone. Without it the first ExportError is raised."""
     frames, reports = [], {}
     for f in files:
         data = Path(f["archive_path"]).read_bytes()
-        got = extract(contract, data, f["file_name"])
+        try:
+            got = extract(contract, data, f["file_name"])
+        except ExportError as e:
+            if failures is None:
+                raise
+            failures.append((f, e))
+            continue
         got.frame[FILE_COLUMN] = f["sha256"]
         frames.append(got.frame)
         reports[f["sha256"]] = got
@@ -60,10 +71,8 @@ def extract_files(contract: Contract, files: list[dict]) -> tuple[pd.DataFrame, 
 def clean_batch(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:
     cleaned = clean(contract, extracted)
     cleaned[FILE_COLUMN] = extracted[FILE_COLUMN].to_numpy()
-    if contract.partitioning:
-        p = contract.partitioning
-        fmt = "%Y-%m" if p.grain == "month" else "%Y-%m-%d"
-        cleaned[p.key] = pd.to_datetime(cleaned[p.column], errors="coerce").dt.strftime(fmt)
+    if contract.partitioning:  # the reporting period on local time, as Dagster's partition keys
+        cleaned[contract.partitioning.key] = period_keys(contract, cleaned[contract.partitioning.column])
     return cleaned
 
 
@@ -115,68 +124,10 @@ def quarantine_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def curated_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
+    """Accepted rows as shared tables hold them: personal columns pseudonymised or dropped (`assets.privacy`).
+
+    Raises quality.pseudonym.MissingKey when they carry personal data and KHO_PSEUDONYM_KEY is unset.
+    """
     good = frame[frame[REASONS].isna()]
     keep = list(contract.columns) + ([contract.partitioning.key] if contract.partitioning else [])
-    return good[keep + [ROW_COLUMN, FILE_COLUMN]].reset_index(drop=True)
-
-
-def with_provenance(frame: pd.DataFrame, load_id: str, loaded_at) -> pd.DataFrame:
-    frame = frame.copy()
-    frame["_kho_load_id"] = load_id
-    frame["_kho_loaded_at"] = loaded_at
-    return frame
-
-
-def write_quarantine(wh: Warehouse, lake_root: Path, contract: Contract, frame: pd.DataFrame,
-                     load_id: str, hashes: list[str]) -> int:
-    """Replace this batch's quarantined rows (by file hash) in the lake and the warehouse."""
-    rows = with_provenance(quarantine_rows(contract, frame), load_id, now())
-    table = wh.quarantine_table(contract)
-    wh.create(table)
-    pending = lake.stage(contract, lake_root, "quarantine", rows, f"load_id={load_id}.parquet")
-    try:
-        with wh.transaction() as conn:
-            if hashes:
-                conn.execute(table.delete().where(table.c[FILE_COLUMN].in_(hashes)))
-            wh.insert(conn, table, rows)
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit()
-    return len(rows)
-
-
-def load_curated(wh: Warehouse, lake_root: Path, contract: Contract, frame: pd.DataFrame, load_id: str,
-                 files: list[dict], log_rows: list[dict]) -> int:
-    """One transaction: delete what this load replaces, insert the rows, write the load-log rows."""
-    rows = with_provenance(curated_rows(contract, frame), load_id, now())
-    table = wh.curated_table(contract)
-    wh.create(table, wh.load_log)
-    hashes = [f["sha256"] for f in files]
-    mode = contract.load.mode
-    if mode == "append":  # idempotent by file: a re-load replaces that file's rows
-        pending = lake.stage(contract, lake_root, "curated", rows, _append_name(rows, hashes))
-    else:
-        pending = lake.stage(contract, lake_root, "curated", rows, "data.parquet", replace=True)
-    try:
-        with wh.transaction() as conn:
-            if mode == "append":
-                conn.execute(table.delete().where(table.c[FILE_COLUMN].in_(hashes)))
-            elif mode == "replace":
-                conn.execute(table.delete())
-            else:
-                periods = sorted(rows[contract.partitioning.key].dropna().unique())
-                conn.execute(table.delete().where(table.c[contract.partitioning.key].in_(periods)))
-            loaded = wh.insert(conn, table, rows)
-            conn.execute(wh.load_log.delete().where(
-                (wh.load_log.c.load_id == load_id) & wh.load_log.c.file_sha256.in_(hashes)))
-            conn.execute(wh.load_log.insert(), log_rows)
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit()
-    return loaded
-
-
-def _append_name(rows: pd.DataFrame, hashes: list[str]) -> str:
-    return f"part-{'-'.join(sorted(h[:12] for h in hashes))}.parquet"
+    return privacy.protect(contract, good[keep + [ROW_COLUMN, FILE_COLUMN]].reset_index(drop=True))

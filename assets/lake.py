@@ -1,30 +1,65 @@
-"""The Parquet lake: zstd files in Hive-style partitions, one folder per dataset, written atomically.
+"""The Parquet lake: zstd files in Hive-style partitions (ky=2026-10/), one folder per dataset and zone.
 
-A file is first written under a hidden temporary name and renamed into place only after the warehouse
-transaction commits, so a reader never sees half a file and the lake is never ahead of the warehouse.
+The root is KHO_LAKE_URL: a local folder (default <data>/lake) or any fsspec URL, e.g. s3://bucket/prefix for an
+S3-compatible store (credentials and endpoint from the standard AWS_* environment variables, never from code).
+
+A reader never sees half a file, and the lake is never ahead of the warehouse:
+- local disk: each file is written under a hidden temporary name in its final folder and renamed into place
+  after the SQL commit (a rename within one filesystem is atomic);
+- object stores have no rename: each file is written to a local temporary file before the commit and uploaded
+  to its final key after it. A PUT (or a completed multipart upload) shows an object whole or not at all, so
+  this is as atomic as a rename, without a temp-key copy + delete that doubles the traffic and leaves garbage
+  behind a crash.
+Files a load replaces are deleted after the new ones are in place. Names are stable (data.parquet per
+partition, part-<source sha256[:16]>.parquet per source file), so a re-run overwrites instead of adding.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Iterable
 
-import pandas as pd
+import fsspec
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from fsspec.implementations.local import LocalFileSystem
 
 from assets.contract import Contract
 
+FILE_COLUMN = "_kho_file_sha256"
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # Hive's folder for a NULL partition value; DuckDB reads it as NULL
 
-def schema_metadata(contract: Contract, table: pa.Table) -> pa.Table:
+
+def filesystem(root: str | Path) -> tuple[Any, str]:
+    """(fsspec filesystem, path of the root on it)."""
+    fs, path = fsspec.core.url_to_fs(str(root))
+    return fs, path.rstrip("/")
+
+
+def dataset_url(root: str | Path, zone: str, dataset: str) -> str:
+    return f"{str(root).rstrip('/')}/{zone}/{dataset}"
+
+
+def _local(fs) -> bool:
+    return isinstance(fs, LocalFileSystem)
+
+
+def schema_metadata(contract: Contract, table: pa.Table, descriptions: dict[str, str] | None = None) -> pa.Table:
     """Vietnamese descriptions on each field and the dataset's identity on the schema."""
+    descriptions = descriptions or {}
     fields = []
     for f in table.schema:
         col = contract.columns.get(f.name)
         meta = {"description": col.description, "kho_type": col.type} if col else {}
+        if f.name in descriptions and not col:
+            meta = {"description": descriptions[f.name]}
         fields.append(f.with_metadata({k: str(v).encode() for k, v in meta.items()}) if meta else f)
     meta = {"kho.dataset": contract.dataset, "kho.title": contract.title, "kho.department": contract.department.name}
     return table.cast(pa.schema(fields, metadata={k: v.encode() for k, v in meta.items()}))
@@ -32,42 +67,94 @@ def schema_metadata(contract: Contract, table: pa.Table) -> pa.Table:
 
 @dataclass
 class PendingWrite:
-    """Files written under temporary names; `commit` renames them in, `abort` removes them."""
+    """Files written under temporary names; `commit` publishes them and removes the files they replace."""
 
-    moves: list[tuple[Path, Path]] = field(default_factory=list)
-    replace_dirs: list[Path] = field(default_factory=list)
+    moves: list[tuple[Any, Any]] = field(default_factory=list)  # (temporary local file, final path on `fs`)
+    deletes: list[str] = field(default_factory=list)
+    fs: Any = None  # None: the local disk
 
     def commit(self) -> None:
-        for folder in self.replace_dirs:  # replace_partition: the old files of that period go
-            for old in folder.glob("*.parquet"):
-                if old not in {dst for _, dst in self.moves}:
-                    old.unlink()
+        fs = self.fs or LocalFileSystem()
         for tmp, dst in self.moves:
-            os.replace(tmp, dst)
+            if _local(fs):
+                os.replace(tmp, dst)
+            else:
+                fs.put_file(str(tmp), str(dst))
+                Path(tmp).unlink(missing_ok=True)
+        for path in self.deletes:
+            try:
+                fs.rm_file(path)
+            except FileNotFoundError:
+                pass
 
     def abort(self) -> None:
         for tmp, _ in self.moves:
-            tmp.unlink(missing_ok=True)
+            Path(tmp).unlink(missing_ok=True)
 
 
-def stage(contract: Contract, lake_root: Path, zone: str, frame: pd.DataFrame, file_name: str,
-          replace: bool = False) -> PendingWrite:
-    """Write `frame` into `<lake>/<zone>/<dataset>/[<key>=<value>/]<file_name>` under temporary names."""
-    pending = PendingWrite()
-    base = lake_root / zone / contract.dataset
-    key = contract.partitioning.key if contract.partitioning and zone == "curated" else None
-    groups = frame.groupby(key, dropna=False) if key and not frame.empty else [(None, frame)]
-    for value, part in groups:
-        value = value[0] if isinstance(value, tuple) else value
-        folder = base / f"{key}={value}" if key else base
-        folder.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pandas(part.drop(columns=[key]) if key else part, preserve_index=False)
-        table = schema_metadata(contract, table)
-        tmp = folder / f".{file_name}.{uuid.uuid4().hex}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
-        pending.moves.append((tmp, folder / file_name))
-        if replace:
-            pending.replace_dirs.append(folder)
+def _groups(table: pa.Table, column: str | None) -> Iterable[tuple[Any, pa.Table]]:
+    if column is None or table.num_rows == 0:
+        return [(None, table)] if table.num_rows or column is None else []
+    values = table[column]
+    out = [(v, table.filter(pc.equal(values, v))) for v in pc.unique(values).drop_null().to_pylist()]
+    if values.null_count:
+        out.append((None, table.filter(pc.is_null(values))))
+    return out
+
+
+def _find(fs, base: str) -> list[str]:
+    fs.invalidate_cache(base)  # object-store listings are cached per process; another process may have written
+    try:
+        return [p.rstrip("/") for p in fs.find(base)]
+    except FileNotFoundError:
+        return []
+
+
+def stage(root: str | Path, zone: str, contract: Contract, data: pa.Table, layout: str,
+          hashes: Iterable[str] = (), descriptions: dict[str, str] | None = None) -> PendingWrite:
+    """Write `data` as the dataset's files under temporary names; publish them with `commit()`.
+
+    layout: "snapshot" (the rows are the whole table: every other file goes), "by_partition" (the rows replace
+    their partitions), "by_file" (the rows replace what their source files gave before). Call it holding the
+    table's load lock: leftover temporary files of a killed load are then safe to remove.
+    """
+    fs, base = filesystem(root)
+    base = f"{base}/{zone}/{contract.dataset}"
+    key = contract.partitioning.key if contract.partitioning and contract.partitioning.key in data.column_names \
+        else None
+    writes: dict[str, pa.Table] = {}
+    for value, part in _groups(data, key):
+        folder = base if key is None else f"{base}/{key}={HIVE_NULL if value is None else value}"
+        part = part.drop_columns([key]) if key else part
+        if layout == "by_file" or (layout == "by_partition" and value is None):
+            for sha, chunk in _groups(part, FILE_COLUMN):
+                writes[f"{folder}/part-{sha[:16]}.parquet"] = chunk
+        else:
+            writes[f"{folder}/data.parquet"] = part
+    existing = _find(fs, base)
+    if _local(fs):  # a killed load's temporary files: ours to remove, we hold the lock
+        for path in existing:
+            if posixpath.basename(path).startswith(".") and path.endswith(".tmp"):
+                os.unlink(path)
+    existing = [p for p in existing if p.endswith(".parquet")]
+    own = {f"part-{h[:16]}.parquet" for h in hashes}
+    replaced = {posixpath.dirname(p) for p in writes if p.endswith("/data.parquet")}
+    stale = [p for p in existing if layout == "snapshot" or posixpath.basename(p) in own
+             or (layout == "by_partition" and posixpath.dirname(p) in replaced)]
+    pending = PendingWrite(deletes=[p for p in stale if p not in writes], fs=fs)
+    try:
+        for dst, table in writes.items():
+            if _local(fs):
+                fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+                tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
+            else:
+                handle, tmp = tempfile.mkstemp(suffix=".parquet.tmp")
+                os.close(handle)
+            pending.moves.append((tmp, dst))
+            pq.write_table(schema_metadata(contract, table, descriptions), tmp, compression="zstd")
+    except BaseException:
+        pending.abort()
+        raise
     return pending
 
 

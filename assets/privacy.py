@@ -15,6 +15,10 @@ and the Dagster asset turns that into a Failure naming the variable.
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
+
 import pandas as pd
 
 from assets.contract import Column, Contract
@@ -44,8 +48,8 @@ def require_key(dataset: str, columns: dict[str, Column]) -> bytes:
         return key_from_env()
     except MissingKey as e:
         named = ", ".join(personal_columns(columns)) or "12-digit personal tax codes"
-        raise MissingKey(f"{dataset} has personal data ({named}) and will not be loaded into shared tables: "
-                         f"{e}".replace(f"{KEY_ENV} is", f"{KEY_ENV} is", 1)) from None
+        raise MissingKey(f"{dataset} has personal data ({named}) and is not loaded into shared tables "
+                         f"without a pseudonymisation key: {e}") from None
 
 
 def protect_columns(dataset: str, columns: dict[str, Column], frame: pd.DataFrame,
@@ -74,3 +78,24 @@ def protect_columns(dataset: str, columns: dict[str, Column], frame: pd.DataFram
 def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None) -> pd.DataFrame:
     """`protect_columns` for a contract's main table."""
     return protect_columns(contract.dataset, contract.columns, frame, key)
+
+
+DEMO_KEY_FILE = "demo.key"
+
+
+def use_demo_key(data_dir: Path) -> Path | None:
+    """For `kho demo` only: when KHO_PSEUDONYM_KEY is unset, use (or create) a random key in <data>/demo.key.
+
+    Returns the key file when it was used, None when the environment already had a key. The key is random per
+    data folder, readable by its owner only, and never a constant in the code.
+    """
+    if os.environ.get(KEY_ENV, "").strip():
+        return None
+    path = data_dir / DEMO_KEY_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(32) + "\n")
+    os.environ[KEY_ENV] = path.read_text().strip()
+    return path

@@ -1,17 +1,20 @@
-"""The warehouse: SQL tables through SQLAlchemy, each load one transaction.
+"""The warehouse: SQL tables through SQLAlchemy (any URL), their shape per contract, and schema evolution.
 
 Zones: `curated` (what analysts query), `quarantine` (rejected rows with reasons and original values) and
 `kho` (the pipeline's own tables: load log, raw manifest, check results). On PostgreSQL a zone is a schema;
 SQLite has none, so there the zone is a table-name prefix (curated tables keep their plain name).
 
-Bulk rows go in by the fastest correct path the dialect offers inside the same transaction as the delete and
-the load-log row: PostgreSQL COPY through psycopg, SQLite executemany on the driver cursor, and plain
-SQLAlchemy executemany for any other database.
+DDL goes through SQLAlchemy here (`prepare`); the rows of a load go through `assets.session`, which picks the
+fastest path the database offers (ADBC for SQLite and PostgreSQL) and runs the load as one locked transaction.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import threading
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterator
 
@@ -24,9 +27,10 @@ from assets.contract import Contract
 
 SQL_TYPES = {
     "text": sa.Text, "tax_code": sa.Text, "citizen_id": sa.Text, "phone": sa.Text, "ward_code": sa.Text,
-    "integer": sa.BigInteger, "decimal": sa.Float, "date": sa.Date, "boolean": sa.Boolean,
+    "integer": sa.BigInteger, "decimal": sa.Double, "date": sa.Date, "boolean": sa.Boolean,
     "datetime": lambda: sa.DateTime(timezone=True),
 }
+LOCK_WAIT_S = 600  # how long a SQLite load waits for another writer before giving up
 
 PROVENANCE = [
     sa.Column("_kho_load_id", sa.Text, nullable=False, comment="Mã lần nạp"),
@@ -34,17 +38,73 @@ PROVENANCE = [
     sa.Column("_kho_row", sa.Integer, comment="Dòng trong tệp nguồn"),
     sa.Column("_kho_loaded_at", sa.DateTime(timezone=True), nullable=False, comment="Thời điểm nạp (UTC)"),
 ]
+SCD2 = [
+    sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False, comment="Phiên bản có hiệu lực từ (UTC)"),
+    sa.Column("valid_to", sa.DateTime(timezone=True), comment="Phiên bản hết hiệu lực lúc (UTC); trống: hiện hành"),
+    sa.Column("is_current", sa.Boolean, nullable=False, comment="Phiên bản hiện hành"),
+]
+DELETED_AT = sa.Column("_kho_deleted_at", sa.DateTime(timezone=True),
+                       comment="Thời điểm bản ghi không còn trong bản chụp đầy đủ (UTC)")
+
+
+class SchemaChangeError(Exception):
+    """The data or the contract no longer fits the table, and the contract does not allow this change."""
+
+
+@dataclass
+class SchemaChange:
+    """How the existing table differs from the contract's: what a load added or would have to."""
+
+    table: str
+    added: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # in the table, no longer in the contract: kept, loaded NULL
+    retyped: list[str] = field(default_factory=list)  # "col: BIGINT -> text"
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.missing or self.retyped)
+
+    def describe(self) -> str:
+        parts = [f"{what}: {', '.join(cols)}" for what, cols in
+                 (("added", self.added), ("missing", self.missing), ("retyped", self.retyped)) if cols]
+        return "; ".join(parts) or "no change"
 
 
 def _copy(columns: list[sa.Column]) -> list[sa.Column]:
     return [c._copy() for c in columns]
 
 
+def family(declared: str) -> str:
+    """A declared SQL type as one of kho's type families, whatever the dialect spells it."""
+    d = declared.lower()
+    for fam, words in (("datetime", ("timestamp", "datetime")), ("date", ("date",)), ("boolean", ("bool",)),
+                       ("integer", ("int",)), ("decimal", ("double", "float", "real", "numeric", "decimal")),
+                       ("text", ("char", "text", "string", "clob"))):
+        if any(w in d for w in words):
+            return fam
+    return d
+
+
+def arrow_type(column: sa.Column) -> pa.DataType:
+    t = column.type
+    for kind, arrow in ((sa.DateTime, pa.timestamp("us", tz="UTC")), (sa.Date, pa.date32()),
+                        (sa.Boolean, pa.bool_()), (sa.Integer, pa.int64()), (sa.Float, pa.float64())):
+        if isinstance(t, kind):
+            return arrow
+    return pa.string()
+
+
 class Warehouse:
-    def __init__(self, url: str):
+    def __init__(self, url: str, fast: bool = True):
         self.url = url
-        self.engine = sa.create_engine(url)
+        self.fast = fast  # False: the generic SQLAlchemy path even where ADBC exists (tests, odd setups)
+        sqlite = url.startswith("sqlite")
+        # SQLite: no idle pooled connections, so an ADBC load never waits on one (see _Gate).
+        self.engine = sa.create_engine(url, **({"connect_args": {"timeout": LOCK_WAIT_S}, "poolclass": sa.NullPool}
+                                               if sqlite and ":memory:" not in url and url.rstrip("/") != "sqlite:"
+                                               else {}))
         self.dialect = self.engine.dialect.name
+        if sqlite:
+            _sqlite_transactions(self.engine)
         self.metadata = sa.MetaData()
         self._meta_tables()
 
@@ -54,11 +114,26 @@ class Warehouse:
             return zone, table
         return None, table if zone == "curated" else f"{zone}_{table}"
 
-    def _table(self, zone: str, name: str, *columns: sa.Column, comment: str | None = None) -> sa.Table:
+    def quote(self, name: str) -> str:
+        return self.engine.dialect.identifier_preparer.quote(name)
+
+    def name_of(self, table: sa.Table) -> str:
+        """The quoted, schema-qualified name for SQL text."""
+        return (f"{self.quote(table.schema)}." if table.schema else "") + self.quote(table.name)
+
+    def lock_key(self, table: sa.Table) -> int:
+        """A stable 64-bit key per table: PostgreSQL advisory locks, SQLite lock files."""
+        digest = hashlib.sha256(f"kho:{table.schema}.{table.name}".encode()).digest()
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    def _table(self, zone: str, name: str, *columns, comment: str | None = None, fresh: bool = False) -> sa.Table:
+        """The zone's table; `fresh` rebuilds it from `columns` (a contract may have changed in this process)."""
         schema, table = self.locate(zone, name)
         key = f"{schema}.{table}" if schema else table
         if key in self.metadata.tables:
-            return self.metadata.tables[key]
+            if not fresh:
+                return self.metadata.tables[key]
+            self.metadata.remove(self.metadata.tables[key])
         return sa.Table(table, self.metadata, *columns, schema=schema, comment=comment)
 
     def _meta_tables(self) -> None:
@@ -90,12 +165,26 @@ class Warehouse:
             sa.Column("observed_value", sa.Text), sa.Column("checked_at", sa.DateTime(timezone=True)),
             comment="Kết quả kiểm tra chất lượng dữ liệu theo từng lần nạp",
         )
+        # Generic databases only: a row per table, updated inside each load to serialise loads of that table.
+        self.load_lock = self._table(
+            "kho", "load_lock", sa.Column("table_name", sa.Text, primary_key=True),
+            sa.Column("locked_at", sa.DateTime(timezone=True)), comment="Khóa nạp theo bảng",
+        )
 
     def curated_table(self, contract: Contract) -> sa.Table:
-        cols = [sa.Column(n, SQL_TYPES[c.type](), comment=c.description) for n, c in contract.columns.items()]
+        # Personal columns are text pseudonyms here, or absent (assets.privacy); never their raw type.
+        cols = [sa.Column(n, SQL_TYPES[t](), comment=contract.columns[n].description)
+                for n, t in contract.curated_columns.items()]
         if contract.partitioning:
             cols.append(sa.Column(contract.partitioning.key, sa.Text, comment="Kỳ báo cáo"))
-        return self._table("curated", contract.table, *cols, *_copy(PROVENANCE), comment=contract.title)
+        load, extra = contract.load, []
+        if load.mode == "scd2":
+            extra = [*_copy(SCD2), sa.PrimaryKeyConstraint(*contract.primary_key, "valid_from")]
+        elif load.mode == "merge":
+            extra = [*_copy([DELETED_AT])] if load.on_missing == "close" else []
+            extra.append(sa.PrimaryKeyConstraint(*contract.primary_key))
+        return self._table("curated", contract.table, *cols, *_copy(PROVENANCE), *extra, comment=contract.title,
+                           fresh=True)
 
     def quarantine_table(self, contract: Contract) -> sa.Table:
         # Original values as the department wrote them: always text, whatever the column's type.
@@ -104,50 +193,232 @@ class Warehouse:
             "quarantine", contract.table, *cols,
             sa.Column("_kho_reasons", sa.Text, nullable=False, comment="Lý do loại (mã lỗi:cột)"),
             sa.Column("_kho_original", sa.Text, comment="Dòng gốc không tách được thành cột"),
-            *_copy(PROVENANCE), comment=f"Dòng bị loại: {contract.title}",
+            *_copy(PROVENANCE), comment=f"Dòng bị loại: {contract.title}", fresh=True,
         )
 
     # ---- schema ------------------------------------------------------------------------------------
     def create(self, *tables: sa.Table) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             for schema in {t.schema for t in tables} - {None}:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             for table in tables:
                 table.create(conn, checkfirst=True)
 
-    # ---- loading -----------------------------------------------------------------------------------
+    def prepare(self, table: sa.Table, policy: str = "evolve", index: tuple[str, ...] = ()) -> SchemaChange:
+        """Create the table, or bring it to the contract's shape under `policy` (evolve | freeze).
+
+        evolve adds new columns as nullable (with their comment) and keeps columns the contract dropped; freeze
+        refuses any difference. A changed type is refused under both: data is never coerced silently.
+        Runs under the table's load lock, so two first loads never race to create it.
+        """
+        change = SchemaChange(self.name_of(table))
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.lock_key(table)})
+            if table.schema:
+                conn.execute(sa.schema.CreateSchema(table.schema, if_not_exists=True))
+            have = self._columns(conn, table)
+            if have is None:
+                table.create(conn)
+            else:
+                want = {c.name: c for c in table.columns}
+                change.added = [n for n in want if n not in have]
+                change.missing = [n for n in have if n not in want]
+                change.retyped = [f"{n}: {have[n][0]} -> {family(self._declared(want[n]))}" for n in want
+                                  if n in have and family(have[n][0]) != family(self._declared(want[n]))]
+                if change and policy == "freeze":
+                    raise SchemaChangeError(f"{change.table} has schema_change: freeze and the contract no longer "
+                                            f"matches it ({change.describe()})")
+                if change.retyped:
+                    raise SchemaChangeError(f"{change.table}: a column's type changed ({', '.join(change.retyped)}); "
+                                            "kho never converts loaded data silently: migrate the table by hand "
+                                            "or name a new column")
+                for name in change.added:
+                    self._add_column(conn, table, want[name])
+                self._sync_comments(conn, table, have)
+            if self.dialect in ("sqlite", "postgresql"):
+                for col in index:
+                    ix = f"ix_{table.name}_{col}"
+                    ix = ix if len(ix) <= 63 else f"ix_{hashlib.sha1(ix.encode()).hexdigest()[:16]}"
+                    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {self.quote(ix)} ON {self.name_of(table)} "
+                                         f"({self.quote(col)})")
+            if self.dialect not in ("sqlite", "postgresql"):
+                self.load_lock.create(conn, checkfirst=True)
+        return change
+
+    def _declared(self, column: sa.Column) -> str:
+        return column.type.compile(dialect=self.engine.dialect)
+
+    def _columns(self, conn: sa.Connection, table: sa.Table) -> dict[str, tuple[str, str | None]] | None:
+        """name -> (declared type, comment) of the existing table; None when there is no table.
+
+        Read from the catalogue directly: some dialects' SQLAlchemy reflection (duckdb_engine) is broken.
+        """
+        if self.dialect == "sqlite":
+            rows = conn.exec_driver_sql(f"PRAGMA table_info({self.quote(table.name)})").all()
+            return {r[1]: (r[2], None) for r in rows} or None
+        if self.dialect in ("postgresql", "duckdb"):
+            comment = ("col_description(format('%I.%I', table_schema, table_name)::regclass::oid, ordinal_position)"
+                       if self.dialect == "postgresql" else "NULL")
+            rows = conn.execute(sa.text(
+                f"SELECT column_name, data_type, {comment} FROM information_schema.columns "
+                "WHERE table_name = :t AND table_schema = coalesce(:s, current_schema()) ORDER BY ordinal_position"),
+                {"t": table.name, "s": table.schema}).all()
+            return {r[0]: (r[1], r[2]) for r in rows} or None
+        inspector = sa.inspect(conn)
+        if not inspector.has_table(table.name, schema=table.schema):
+            return None
+        return {c["name"]: (str(c["type"]), c.get("comment")) for c in
+                inspector.get_columns(table.name, schema=table.schema)}
+
+    def _add_column(self, conn: sa.Connection, table: sa.Table, column: sa.Column) -> None:
+        conn.exec_driver_sql(f"ALTER TABLE {self.name_of(table)} ADD COLUMN {self.quote(column.name)} "
+                             f"{self._declared(column)}")
+        if self.dialect == "postgresql" and column.comment:
+            conn.execute(sa.schema.SetColumnComment(column))
+
+    def _sync_comments(self, conn: sa.Connection, table: sa.Table, have: dict) -> None:
+        """A reworded Vietnamese description reaches the existing table (PostgreSQL keeps comments)."""
+        if self.dialect != "postgresql":
+            return
+        for column in table.columns:
+            if column.name in have and column.comment and have[column.name][1] != column.comment:
+                conn.execute(sa.schema.SetColumnComment(column))
+        current = conn.execute(sa.text("SELECT obj_description(CAST(:n AS regclass), 'pg_class')"),
+                               {"n": f"{table.schema}.{table.name}"}).scalar()
+        if table.comment and current != table.comment:
+            conn.execute(sa.schema.SetTableComment(table))
+
+    # ---- rows --------------------------------------------------------------------------------------
+    def arrow(self, table: sa.Table, frame: pd.DataFrame) -> pa.Table:
+        """The frame typed exactly as the table's columns; a value that would have to change type fails."""
+        arrays, names = [], []
+        for column in table.columns:
+            if column.name not in frame:
+                continue
+            want = arrow_type(column)
+            try:
+                arrays.append(pa.array(frame[column.name], type=want, from_pandas=True))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
+                raise SchemaChangeError(
+                    f"{self.name_of(table)}.{column.name}: values of type {frame[column.name].dtype} do not fit "
+                    f"{family(str(want))} without changing them ({e})") from None
+            names.append(column.name)
+        return pa.Table.from_arrays(arrays, names=names)
+
     @contextmanager
     def transaction(self) -> Iterator[sa.Connection]:
-        with self.engine.begin() as conn:
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN IMMEDIATE") if not conn.in_transaction() else None
-            yield conn
+        """A write transaction: on SQLite BEGIN IMMEDIATE, so two writers queue instead of deadlocking."""
+        with self.engine.connect() as conn:
+            conn.execution_options(kho_write=True)
+            with conn.begin():
+                yield conn
 
     def insert(self, conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:
+        """Rows into a table inside a SQLAlchemy transaction (small tables: dimensions, marts, generic loads)."""
         if frame.empty:
             return 0
         names = [c.name for c in table.columns if c.name in frame.columns]
         data = pa.Table.from_pandas(frame[names], preserve_index=False)
-        if self.dialect == "postgresql":
+        if self.dialect == "postgresql" and conn.dialect.driver == "psycopg":
             return _copy_postgres(conn, table, data)
         rows = _python_rows(data, sqlite=self.dialect == "sqlite")
         if self.dialect == "sqlite":
-            cols = ", ".join(f'"{n}"' for n in names)
-            sql = f'INSERT INTO "{table.name}" ({cols}) VALUES ({", ".join("?" * len(names))})'
+            cols = ", ".join(self.quote(n) for n in names)
+            target = (f"{self.quote(table.schema)}." if table.schema else "") + self.quote(table.name)
+            sql = f'INSERT INTO {target} ({cols}) VALUES ({", ".join("?" * len(names))})'
             conn.connection.driver_connection.cursor().executemany(sql, rows)
         else:
             conn.execute(table.insert(), [dict(zip(names, r)) for r in rows])
         return len(frame)
 
 
+def _sqlite_transactions(engine: sa.Engine) -> None:
+    """pysqlite's own BEGIN is deferred and implicit; take transactions over so writers BEGIN IMMEDIATE.
+
+    Every connection passes the file's in-process gate (`sqlite_gate`) so none is open during an ADBC load.
+    """
+    gate = sqlite_gate(engine.url.database)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _open(dialect, _record, cargs, cparams):
+        gate.enter_shared()
+        try:
+            return dialect.dbapi.connect(*cargs, **cparams)
+        except BaseException:
+            gate.leave_shared()
+            raise
+
+    @sa.event.listens_for(engine, "close")
+    def _close(_dbapi_conn, _record):
+        gate.leave_shared()
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("kho_write") else "BEGIN")
+
+
+class _Gate:
+    """Python's sqlite3 and the ADBC driver each link their own copy of SQLite. POSIX locks belong to the process,
+    so one copy closing its file descriptor silently drops the other copy's locks, and each copy believes it is
+    alone with the file (https://www.sqlite.org/howtocorrupt.html, "multiple copies of SQLite"). Within one
+    process a file is therefore open either by any number of pysqlite connections (shared) or by one ADBC load
+    (exclusive), never both. Between processes SQLite's own locking applies as usual.
+    """
+
+    def __init__(self, name: str):
+        self.name, self._cond, self._shared, self._exclusive = name, threading.Condition(), 0, False
+
+    def enter_shared(self) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._exclusive, LOCK_WAIT_S):
+                raise TimeoutError(f"{self.name}: an ADBC load held the file for {LOCK_WAIT_S} s")
+            self._shared += 1
+
+    def leave_shared(self) -> None:
+        with self._cond:
+            self._shared -= 1
+            self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            if not self._cond.wait_for(lambda: not self._exclusive and not self._shared, LOCK_WAIT_S):
+                raise TimeoutError(f"{self.name}: a SQLAlchemy connection to the file stayed open in this process "
+                                   "during a load; close it first (see Warehouse._Gate)")
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
+
+
+_GATES: dict[str, _Gate] = {}
+
+
+def sqlite_gate(database: str | None) -> _Gate:
+    key = os.path.realpath(database) if database and database != ":memory:" else f"memory:{id(database)}"
+    return _GATES.setdefault(key, _Gate(key))
+
+
+def sqlite_text(values: pa.Array | pa.ChunkedArray):
+    """Dates and timestamps in the text form SQLAlchemy's SQLite types read back."""
+    if pa.types.is_timestamp(values.type):
+        return pc.strftime(values, "%Y-%m-%d %H:%M:%S")  # %S carries the microseconds
+    if pa.types.is_date(values.type):
+        return pc.cast(values, pa.string())
+    return values
+
+
 def _python_rows(data: pa.Table, sqlite: bool) -> list[tuple]:
-    columns = []
-    for col in data.columns:
-        if sqlite and pa.types.is_timestamp(col.type):
-            col = pc.strftime(col, "%Y-%m-%d %H:%M:%S.000000")  # SQLAlchemy's SQLite DateTime text form
-        elif sqlite and pa.types.is_date(col.type):
-            col = pc.cast(col, pa.string())
-        columns.append(col.to_pylist())
+    columns = [(sqlite_text(col) if sqlite else col).to_pylist() for col in data.columns]
     return list(zip(*columns))
 
 

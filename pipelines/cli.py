@@ -2,6 +2,8 @@
 
   kho demo [--data DIR]   write the demo exports into the landing folder, run every asset, print a summary
   kho run  [--data DIR]   run every asset on what is in the landing folder, print a summary
+  kho check FILE --dataset NAME   a department's self-check of one export: nothing is loaded
+                                  (exit 0 accepted, 1 rejected, 2 unreadable)
 """
 
 from __future__ import annotations
@@ -16,24 +18,45 @@ import sqlalchemy as sa
 
 
 def write_demo_exports(landing: Path) -> list[Path]:
+    """One export per demo dataset, as each department really sends it; the construction department's permit
+    table is a SQLite database beside the landing folder, named to the pipeline by the contract's variable."""
+    from assets.contract import CONTRACTS_DIR, load_contract
+    from assets.demo.businesses import write_businesses
     from assets.demo.dossiers import write_dossiers
+    from assets.demo.health import write_facilities
+    from assets.demo.hotline import write_feedback
+    from assets.demo.permits import write_permit_source
 
-    return [write_dossiers(landing / "trung_tam_hcc" / "ho_so_tthc" / "ho_so_2026_10.csv")]
+    source = landing.parent / "sources" / "so_xay_dung.sqlite"
+    source.parent.mkdir(parents=True, exist_ok=True)
+    write_permit_source(f"sqlite:///{source}")
+    os.environ[load_contract(CONTRACTS_DIR / "giay_phep_xay_dung.yaml").format.url_env] = f"sqlite:///{source}"
+    return [
+        write_dossiers(landing / "trung_tam_hcc" / "ho_so_tthc" / "ho_so_2026_10.csv"),
+        write_businesses(landing / "so_tai_chinh" / "dang_ky_doanh_nghiep" / "dn_thanh_lap_2026_10.xlsx"),
+        write_facilities(landing / "so_y_te" / "co_so_y_te" / "ds_co_so_kcb_2026_10.csv", encoding="tcvn3"),
+        write_feedback(landing / "trung_tam_1022" / "phan_anh_1022" / "phan_anh_2026_10.json"),
+        source,
+    ]
 
 
 def run_all(data_dir: Path) -> bool:
-    """Materialise every asset in-process; True when the run succeeded."""
+    """Materialise every asset in-process, one run per dataset partition with new files; True when all succeeded."""
     os.environ["KHO_DATA_DIR"] = str(data_dir)
-    from dagster import DagsterInstance, materialize
+    from dagster import DagsterInstance
 
+    from assets.contract import load_contracts
     from pipelines.definitions import build_definitions
+    from pipelines.runs import materialize_landing
 
     defs = build_definitions()
     instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    result = materialize(
-        [*defs.assets], resources=defs.resources, instance=instance, raise_on_error=False,
+    result = materialize_landing(
+        [*defs.assets], defs.resources, load_contracts(), instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
     )
+    for note in result.notes:
+        print(f"WAITING {note}", file=sys.stderr)
     for event in result.all_events:
         if event.is_step_failure:
             print(f"FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
@@ -80,12 +103,22 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name)
         p.add_argument("--data", type=Path, default=Path(os.environ.get("KHO_DATA_DIR", "data")),
                        help="data folder (landing/, raw/, lake/, warehouse.sqlite); default ./data or $KHO_DATA_DIR")
+    from pipelines.check import add_parser as add_check_parser
+
+    add_check_parser(sub)
     args = parser.parse_args(argv)
+    if args.command == "check":
+        return args.run(args)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")  # Dagster's own selection internals
     data_dir = args.data.resolve()
     if args.command == "demo":
         for path in write_demo_exports(data_dir / "landing"):
             print(f"wrote demo export {path.relative_to(data_dir)}")
+        from assets.privacy import use_demo_key
+
+        if key_file := use_demo_key(data_dir):  # demo only: `kho run` refuses personal data without a key
+            print(f"KHO_PSEUDONYM_KEY is not set: pseudonymising with a random demo key kept in {key_file} "
+                  "(demo only; real loads need KHO_PSEUDONYM_KEY)")
     ok = run_all(data_dir)
     print(summary(data_dir))
     return 0 if ok else 1

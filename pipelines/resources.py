@@ -44,6 +44,11 @@ class KhoResource(ConfigurableResource):
         return Path(self.lake_url) if self.lake_url else self.root / "lake"
 
     @property
+    def lake_root(self) -> str:
+        """The lake as an fsspec URL or local path: KHO_LAKE_URL may be s3://bucket/prefix (assets.lake)."""
+        return self.lake_url or str(self.root / "lake")
+
+    @property
     def docs(self) -> Path:
         return self.root / "data_docs"
 
@@ -55,17 +60,22 @@ class KhoResource(ConfigurableResource):
 
 
 class StagingIOManager(ConfigurableIOManager):
-    """Hands a step's table to the next step as Parquet under <data>/staging/ (one file per asset)."""
+    """Hands a step's table to the next step as Parquet under <data>/staging/: one file per asset and partition,
+    so runs of different periods of one dataset never read each other's tables."""
 
     data_dir: str
 
     def _path(self, context) -> Path:
-        return Path(self.data_dir, "staging", *context.asset_key.path).with_suffix(".parquet")
+        base = Path(self.data_dir, "staging", *context.asset_key.path)
+        if not context.has_asset_partitions:
+            return base.with_suffix(".parquet")
+        r = context.asset_partition_key_range
+        return base / f"{r.start if r.start == r.end else f'{r.start}...{r.end}'}.parquet"
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         obj.to_parquet(tmp, index=False, compression="zstd")
         tmp.replace(path)
 

@@ -61,10 +61,10 @@ def resources(data_dir: Path, warehouse_url: str = "") -> dict:
 
 
 def run_datasets(data_dir: Path, *contracts, warehouse_url: str = ""):
-    """Materialise the contracts' assets in-process, as `kho run` does; returns Dagster's result."""
-    from dagster import materialize
-
+    """Materialise the contracts' assets in-process, as `kho run` does: one run per partition with new files;
+    returns the runs seen as one result (pipelines.runs.Runs)."""
     from assets.factory import build_assets
+    from pipelines.runs import materialize_landing
 
     assets = [a for c in contracts for a in build_assets(c)]
-    return materialize(assets, resources=resources(data_dir, warehouse_url), raise_on_error=False)
+    return materialize_landing(assets, resources(data_dir, warehouse_url), contracts)

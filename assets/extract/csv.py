@@ -43,7 +43,12 @@ def read_csv(data: bytes, file: str, columns: dict[str, list[str]], required: se
     text, used = decode(data, file, encoding)
     header_line = _header_line(text, file)
     delimiter = delimiter or sniff_delimiter(header_line, file)
-    header = next(csv.reader([header_line], delimiter=delimiter))
+    try:
+        header = next(csv.reader([header_line], delimiter=delimiter))
+    except csv.Error as e:  # e.g. a header cell over the csv module's field limit (131,072 characters)
+        raise ExportError(file, f"cannot read the header line: {e}", "line 1") from None
+    if not text.endswith(("\n", "\r")):  # Arrow cannot skip a header that is the last, unterminated line
+        text += "\n"
     mapping, unknown = map_headers([h.strip() for h in header], columns, required, file, "line 1")
 
     bad: list[tuple[int | None, str]] = []

@@ -230,7 +230,8 @@ _LOWER_CODED, _VOWEL_CAPS = frozenset(_L), frozenset("ĂÂÊÔƠƯ")
 def _capital_run(m: re.Match) -> str:
     """Evidence of a capitals font: a word with a capital after its first letter and either a lowercase-coded
     letter ("PHƯờNG", "ủY") or a capital vowel code after the first letter ("TÊN"). Acronyms ("ĐT", "UBND")
-    are no evidence, so "Sở ĐT" and "UBND Xã" keep their case."""
+    are no evidence, so "Sở ĐT" and "UBND Xã" keep their case. Known cost: a title-case short word next to
+    capitals ("Bà NGUYỄN VĂN A") is read as capitals too; case only, never a different letter."""
     run = m[0]
     if any(_UPPER.intersection(w[1:]) and (_LOWER_CODED.intersection(w) or _VOWEL_CAPS.intersection(w[1:]))
            for w in run.split()):

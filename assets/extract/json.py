@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,8 @@ PARENT_COLUMN = "_kho_parent_row"  # child rows: ROW_COLUMN of the record they b
 SEQ_COLUMN = "_kho_seq"  # child rows: 1-based position in the record's list
 COUNT_KEYS = ("total", "count")  # envelope fields that state how many records the export should hold
 _MISSING = object()
+MAX_EXPONENT = 400
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _Duplicate(ValueError):
@@ -44,13 +47,31 @@ def _parse(data: bytes, file: str) -> Any:
         raise ExportError(file, f"not UTF-8 ({e.reason}); JSON exports must be UTF-8", f"byte {e.start}") from None
     try:
         # Decimal keeps the digits as written: 12.50 stays "12.50", 1.5e9 becomes "1500000000".
-        return json.loads(text, parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object)
+        doc = json.loads(text, parse_float=_decimal, parse_constant=_constant, object_pairs_hook=_object)
+    except RecursionError:
+        raise ExportError(file, "invalid JSON: arrays/objects nested too deeply") from None
     except json.JSONDecodeError as e:
         raise ExportError(file, f"invalid JSON: {e.msg}", f"line {e.lineno}, column {e.colno}") from None
     except _Duplicate as e:
         raise ExportError(file, f"an object has the key '{e}' twice; one value would be lost") from None
     except ValueError as e:
         raise ExportError(file, str(e)) from None
+    if _SURROGATE.search(text):  # json.loads accepts "\ud800" alone: text no database or Parquet file can hold
+        try:
+            json.dumps(doc, ensure_ascii=False, default=str).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ExportError(file, "a string holds an unpaired surrogate escape (\\ud800-\\udfff): not text") from None
+        except RecursionError:
+            raise ExportError(file, "invalid JSON: arrays/objects nested too deeply") from None
+    return doc
+
+
+def _decimal(token: str) -> Decimal:
+    # 1e999999999 is 11 bytes of JSON but a billion digits of text: refuse exponents no export needs.
+    value = Decimal(token)
+    if "e" in token.lower() and abs(value.as_tuple().exponent) > MAX_EXPONENT:
+        raise ValueError(f"the number {token[:40]} is out of range (exponent beyond {MAX_EXPONENT})")
+    return value
 
 
 def text(value: Any) -> str | None:
