@@ -16,6 +16,8 @@ from assets.contract import Column, Contract
 from assets.extract.base import ROW_COLUMN
 from assets.extract.csv import ORIGINAL, REASONS
 from quality import citizen_id, phone, taxcode
+from quality import vector
+from quality.fastcheck import digit_matrix
 from quality.text import clean_text, key_text
 
 ORIGINAL_PREFIX = "_src_"  # _src_<column>: the text as the department wrote it
@@ -78,6 +80,35 @@ def _parse_dates(text: pd.Series, with_time: bool) -> tuple[pd.Series, np.ndarra
     return out.set_axis(text.index), ~ok
 
 
+def fast_dates(text: pd.Series, with_time: bool) -> tuple[pd.Series, np.ndarray]:
+    """_parse_dates: plain dd/mm/yyyy dates on a digit matrix (numpy calendar arithmetic), anything else
+    (times, d/m, dots, ISO, junk) through _parse_dates."""
+    arr = None if with_time else vector.text_array(text)
+    if arr is None:
+        return _parse_dates(text, with_time)
+    fixed = vector.mask(arr, r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$")
+    n = len(text)
+    out = np.full(n, None, dtype=object)
+    bad = np.ones(n, dtype=bool)
+    pick = np.flatnonzero(fixed)
+    if len(pick):
+        d = digit_matrix(arr.take(pa.array(pick)), 10)
+        day, month = d[:, 0] * 10 + d[:, 1], d[:, 3] * 10 + d[:, 4]
+        year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
+        ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31) & (year >= 1900) & (year <= 2100)
+        first = ((np.where(ok, year, 2000) - 1970) * 12 + np.where(ok, month, 1) - 1).astype("datetime64[M]")
+        days = first.astype("datetime64[D]") + (np.where(ok, day, 1) - 1).astype("timedelta64[D]")
+        ok &= days.astype("datetime64[M]") == first  # 31/02 is invalid, never rolled over
+        out[pick[ok]] = days[ok].astype(object)
+        bad[pick] = ~ok
+    rest = np.flatnonzero(~fixed & text.notna().to_numpy())
+    if len(rest):
+        slow, slow_bad = _parse_dates(text.iloc[rest], False)
+        out[rest] = slow.to_numpy(dtype=object)
+        bad[rest] = slow_bad
+    return pd.Series(out, index=text.index, dtype=object), bad
+
+
 def _parse_numbers(text: pd.Series, integer: bool, style: str) -> tuple[pd.Series, np.ndarray]:
     arr = pa.array(text.str.replace(" ", "", regex=False), type=pa.string())
     ok = pc.fill_null(pc.match_substring_regex(arr, _NUMBER[style]), False)
@@ -94,15 +125,15 @@ def _parse_numbers(text: pd.Series, integer: bool, style: str) -> tuple[pd.Serie
 
 def _mapped(text: pd.Series, values: dict[str, str]) -> tuple[pd.Series, np.ndarray]:
     lookup = {key_text(k): v for k, v in values.items()} | {key_text(v): v for v in values.values()}
-    uniques = text.dropna().unique()
-    table = {u: lookup.get(key_text(u)) for u in uniques}
-    out = text.map(table)
+    codes, uniques = pd.factorize(text, use_na_sentinel=True)
+    mapped = np.array([lookup.get(key_text(u)) for u in uniques] + [None], dtype=object)  # slot -1: missing
+    out = pd.Series(mapped[codes], index=text.index, name=text.name, dtype="str")
     return out, (text.notna() & out.isna()).to_numpy()
 
 
 def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "vi") -> tuple[pd.Series, list]:
     """One column: (typed values, [(mask, reason code), ...])."""
-    text = clean_text(text)
+    text = vector.clean_text(text)
     present = text.notna().to_numpy()
     if col.values:
         out, bad = _mapped(text, col.values)
@@ -110,7 +141,7 @@ def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "v
     if col.type == "text":
         return text, []
     if col.type in ("date", "datetime"):
-        out, bad = _parse_dates(text, col.type == "datetime")
+        out, bad = fast_dates(text, col.type == "datetime")
         return out, [(bad & present, f"invalid_date:{name}")]
     if col.type in ("integer", "decimal"):
         out, bad = _parse_numbers(text, col.type == "integer", number_style)
@@ -120,11 +151,11 @@ def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "v
         out = keys.map(lambda k: True if k in _TRUE else False if k in _FALSE else None).astype("boolean")
         return out, [((out.isna().to_numpy()) & present, f"invalid_boolean:{name}")]
     if col.type == "tax_code":
-        out, reasons = taxcode.normalize(text)
+        out, reasons = vector.tax_codes(text)
     elif col.type == "citizen_id":
-        out, reasons = citizen_id.normalize(text)
+        out, reasons = vector.citizen_ids(text)
     elif col.type == "phone":
-        out, reasons = phone.normalize(text)
+        out, reasons = vector.phones(text)
     elif col.type == "ward_code":
         from quality import admin_units  # loads reference tables: only when a contract has ward codes
 

@@ -19,6 +19,31 @@ from assets.errors import ContractError
 
 CONTRACTS_DIR = Path(__file__).parent / "contracts"
 
+
+class _YamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: 8x faster (200 contracts: 0.8 s, not 6)
+    """Safe YAML that refuses a key written twice (the last would win in silence) and aliases (`*name`: a few
+    nested aliases expand to billions of values when the contract is serialised, hanging the code location)."""
+
+    def construct_object(self, node, deep=False):
+        if node in self.constructed_objects or node in self.recursive_objects:
+            raise yaml.constructor.ConstructorError(None, None, "YAML aliases (*name) are not allowed in a contract",
+                                                    node.start_mark)
+        return super().construct_object(node, deep=deep)
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key, _ in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"key '{key.value}' is written twice",
+                                                                key.start_mark)
+                    seen.add(key.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+_YAML_LOADER = _YamlLoader
+
 # Warehouse identifiers come from contracts: only plain snake_case, so a contract can never inject SQL.
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -44,6 +69,16 @@ class Department(Strict):
     _code = field_validator("code")(_identifier)
 
 
+def _date(value: str) -> str:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is not a date written yyyy-mm-dd") from None
+    return value
+
+
 class Format(Strict):
     type: Literal["csv", "xlsx", "xls", "json", "sql"] = "csv"
     encoding: str | None = None  # None: detect once per file
@@ -58,6 +93,26 @@ class Format(Strict):
     table: str | None = None  # SQL: the departmental table, `name` or `schema.name`
     query: str | None = None  # SQL: or a SELECT, when rows need a join or a filter
     watermark: str | None = None  # SQL: a column that grows on every insert/update; None re-reads everything
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 1 or value in "\r\n\"\0"):
+            raise ValueError(f"{value!r}: a delimiter is one character (not a quote or a line break)")
+        return value
+
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, value: str | None) -> str | None:
+        if value is not None:
+            from assets.errors import ExportError
+            from assets.extract.encoding import _canonical
+
+            try:
+                _canonical(value, "contract")
+            except ExportError as e:
+                raise ValueError(e.reason) from None
+        return value
 
     @model_validator(mode="after")
     def _source_fields(self) -> "Format":
@@ -136,12 +191,15 @@ class Partitioning(Strict):
     # None: a yyyy-mm(-dd) date anywhere in the name, else the period most of its rows fall in (assets.partitions).
     file_period: str | None = None
 
+    # The key is a SQL column and a lake folder name (ky=2026-10/): an identifier, never a path or SQL.
+    _key = field_validator("key")(_identifier)
+
     @field_validator("start")
     @classmethod
     def _start(cls, value: str) -> str:
         if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError(f"'{value}' is not a date written yyyy-mm-dd")
-        return value
+        return _date(value)
 
     @field_validator("file_period")
     @classmethod
@@ -183,6 +241,15 @@ class Freshness(Strict):
     cron: str  # e.g. "0 9 5 * *" = every month by day 5, 09:00
     description: str | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string  # what the schedule itself will require
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"'{value}' is not a cron expression of 5 fields, e.g. \"0 9 5 * *\"")
+        return value
+
 
 class Quality(Strict):
     max_rejected_share: float = Field(0.2, ge=0, le=1)  # above this the blocking check fails
@@ -207,6 +274,16 @@ class Contract(Strict):
     source_file: str = ""  # filled by the loader, for messages
 
     _dataset = field_validator("dataset")(_identifier)
+
+    @field_validator("landing")
+    @classmethod
+    def _landing(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if not value.strip() or value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:", value) \
+                or ".." in parts or "" in parts[:-1] or not parts[-1]:
+            raise ValueError(f"'{value}' must be a relative pattern inside the landing folder, e.g. "
+                             "\"<department>/<dataset>/*.csv\" (no leading /, no ..)")
+        return value
 
     @field_validator("columns")
     @classmethod
@@ -315,9 +392,11 @@ def _field_path(loc: tuple) -> str:
 
 def load_contract(path: Path) -> Contract:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as e:
         raise ContractError(str(path), "(yaml)", str(e)) from None
+    except UnicodeDecodeError as e:
+        raise ContractError(str(path), "(file)", f"not UTF-8 (byte {e.start}): save the contract as UTF-8") from None
     if not isinstance(data, dict):
         raise ContractError(str(path), "(top level)", "a contract must be a YAML mapping")
     try:

@@ -14,13 +14,14 @@ import html
 from pathlib import Path
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import AssetExecutionContext, AssetKey, AutomationCondition, MaterializeResult, MetadataValue, asset
 
 from assets import tables
 from assets.contract import Contract
 from assets.dimensions import DIMENSIONS
 from assets.marts import MARTS
 from assets.tables import TableSpec
+from pipelines.policy import pool
 from pipelines.resources import KhoResource
 
 GROUP = "tai_lieu"
@@ -184,7 +185,10 @@ def build_dictionary_asset(contracts):
     version = hashlib.sha256("".join(c.model_dump_json() for c in contracts).encode()
                              + repr([m.spec for m in MARTS]).encode()).hexdigest()[:12]
 
+    # Built from code only: again when missing or when a contract (the code version) changed.
     @asset(key=AssetKey([GROUP, SPEC.table]), group_name=GROUP, kinds={"sql", "html"}, code_version=version,
+           automation_condition=AutomationCondition.on_missing() | AutomationCondition.code_version_changed(),
+           pool=pool(SPEC.table),
            metadata={"dagster/column_schema": SPEC.dagster_schema(), "dagster/table_name": SPEC.table},
            description="The data dictionary: every table and column analysts meet (contracts, marts, shared "
                        "dimensions) with Vietnamese descriptions, types, source department and export headers, "

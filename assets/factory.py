@@ -274,8 +274,8 @@ def _partition(context) -> str | None:
 
 def _period_files(kho: KhoResource, contract: Contract, files: list[dict], periods: set[str],
                   failed: set[str]) -> list[dict]:
-    """The landing files of these periods. Files that could not be read are not retried; where a period's
-    export replaces the period (load modes replace, replace_partition) only its newest file counts."""
+    """The landing files of these periods, oldest first. Files that could not be read are not retried; where a
+    period's export replaces the period (load modes replace, replace_partition) only its newest file counts."""
     mine = {}
     for f in files:
         if f["sha256"] in failed:
@@ -284,10 +284,10 @@ def _period_files(kho: KhoResource, contract: Contract, files: list[dict], perio
                              cache=kho.root / "staging" / "periods", sha256=f["sha256"])
         if period in periods:
             mine.setdefault(period, []).append(f)
-    if contract.load.mode == "append":
-        return [f for group in mine.values() for f in group]
-    return sorted((max(group, key=lambda f: (f["received_at"], f["file_name"])) for group in mine.values()),
-                  key=lambda f: f["file_name"])
+    arrival = lambda f: (f["received_at"], f["file_name"])  # noqa: E731
+    if contract.load.mode in ("replace", "replace_partition"):
+        return sorted((max(group, key=arrival) for group in mine.values()), key=arrival)
+    return sorted((f for group in mine.values() for f in group), key=arrival)
 
 
 def _keyed_file(kho: KhoResource, contract: Contract, files: list[dict], partition: str) -> list[dict]:

@@ -55,13 +55,11 @@ def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, f
     """Replace this batch's quarantined rows (by source file) in the warehouse and the lake."""
     rows = with_provenance(quarantine_rows(contract, frame), load_id, now())
     table = wh.quarantine_table(contract)
-    wh.prepare(table, "evolve", index=(FILE_COLUMN,))  # all text, pipeline-owned: it follows the contract
+    change = wh.prepare(table, "evolve", index=(FILE_COLUMN,))  # all text, pipeline-owned: follows the contract
     data = wh.arrow(table, rows)
     with session(wh, table) as s:
         modes.delete_files(s, table, hashes)
-        if data.num_rows:
-            names = ", ".join(s.wh.quote(c) for c in data.column_names)
-            s.execute(f"INSERT INTO {wh.name_of(table)} ({names}) SELECT {names} FROM {s.stage(data)}")
+        s.append(table, data, change.exact)
         hold_for_test("quarantine")
         pending = lake.stage(lake_root, "quarantine", contract, data, "by_file", hashes, _descriptions(table))
         _commit(s, pending)
@@ -86,7 +84,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
         note = f"schema evolved ({change.describe()})"
         log_rows = [{**r, "message": "; ".join(filter(None, [r.get("message"), note]))} for r in log_rows]
     with session(wh, table) as s:
-        modes.apply(s, contract, table, data, hashes, loaded_at)
+        modes.apply(s, contract, table, data, hashes, loaded_at, change.exact)
         if hashes:
             s.execute(f"DELETE FROM {wh.name_of(wh.load_log)} WHERE load_id = ? AND dataset = ? "
                       f"AND file_sha256 IN ({', '.join('?' * len(hashes))})", [load_id, contract.dataset, *hashes])

@@ -9,6 +9,7 @@ between systems; the counts behind each rate are columns too, so another definit
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations as real types.
 import hashlib
+import inspect
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
@@ -21,6 +22,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 from assets import tables
 from assets.contract import Contract
 from assets.tables import TableSpec
+from pipelines.policy import AUTOMATION, pool
 from pipelines.resources import KhoResource
 
 GROUP = "mart"
@@ -269,7 +271,9 @@ def refresh(kho: KhoResource, mart: Mart, contract: Contract, as_of: date | None
 
 
 def code_version(mart: Mart) -> str:
-    return hashlib.sha256(repr((mart.spec, mart.description, mart.reads)).encode()).hexdigest()[:12]
+    """Changes with the mart's shape, definitions or computation, so the UI marks it stale."""
+    text = repr((mart.spec, mart.description, mart.reads)) + inspect.getsource(mart.compute)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _build(mart: Mart, contract: Contract):
@@ -278,7 +282,8 @@ def _build(mart: Mart, contract: Contract):
         description=mart.description, code_version=code_version(mart),
         deps=[AssetKey([mart.source, "curated"]), *(AssetKey(["danh_muc", t]) for t in mart.dimensions)],
         metadata={"dagster/column_schema": mart.spec.dagster_schema(), "dagster/table_name": mart.spec.table},
-        tags={"department": contract.department.code},
+        tags={"department": contract.department.code}, automation_condition=AUTOMATION,
+        pool=pool(f"{ZONE}.{mart.spec.table}"),
     )
     def _mart(context: AssetExecutionContext, kho: KhoResource) -> MaterializeResult:
         rows, frame = refresh(kho, mart, contract)

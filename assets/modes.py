@@ -32,19 +32,17 @@ def _marks(values: list) -> str:
 
 
 def apply(s: Session, contract: Contract, table: sa.Table, data: pa.Table, hashes: list[str],
-          loaded_at: datetime) -> None:
+          loaded_at: datetime, exact: bool = False) -> None:
+    """`exact`: the table is declared as kho declares it (Warehouse.prepare), so rows may go straight in."""
     q, target = s.wh.quote, s.wh.name_of(table)
     cols = data.column_names
-    stg = s.stage(data)
-    names = ", ".join(q(c) for c in cols)
-    insert_all = f"INSERT INTO {target} ({names}) SELECT {names} FROM {stg}"
     mode = contract.load.mode
     if mode == "append":
         delete_files(s, table, hashes)
-        s.execute(insert_all)
+        s.append(table, data, exact)
     elif mode == "replace":
         s.execute(f"DELETE FROM {target}")
-        s.execute(insert_all)
+        s.append(table, data, exact)
     elif mode == "replace_partition":
         key = contract.partitioning.key
         periods = sorted(pc.unique(data[key]).drop_null().to_pylist()) if data.num_rows else []
@@ -57,11 +55,11 @@ def apply(s: Session, contract: Contract, table: sa.Table, data: pa.Table, hashe
             params += hashes
         if where:
             s.execute(f"DELETE FROM {target} WHERE {' OR '.join(where)}", params)
-        s.execute(insert_all)
+        s.append(table, data, exact)
     elif mode == "merge":
-        _merge(s, contract, target, stg, cols, loaded_at)
+        _merge(s, contract, target, s.stage(data), cols, loaded_at)
     elif mode == "scd2":
-        _scd2(s, contract, target, stg, cols, loaded_at)
+        _scd2(s, contract, target, s.stage(data), cols, loaded_at)
     else:  # the contract's Literal makes this unreachable; a new mode must be written here first
         raise ValueError(f"unknown load mode {mode!r}")
 

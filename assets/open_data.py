@@ -25,13 +25,16 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
+import sqlalchemy as sa
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
 from assets import marts, tables
 from assets.contract import Contract
 from assets.warehouse import Warehouse
+from pipelines.policy import AUTOMATION, pool
 from pipelines.resources import KhoResource
 from quality.pseudonym import HEX_CHARS, PREFIX
 
@@ -55,7 +58,7 @@ class Publication:
     department: Contract  # the contract whose department publishes it and whose freshness sets the frequency
     upstream: AssetKey  # the asset that writes the table
     columns: tuple[tuple[str, str, str], ...]  # (name, type, Vietnamese description): exactly what is written
-    read: callable  # (Warehouse) -> DataFrame of the table as stored
+    sql_table: Callable[[Warehouse], sa.Table]  # where it is in the warehouse
     period: str | None  # column giving the temporal coverage (a date or a YYYY-MM text)
 
 
@@ -77,7 +80,7 @@ def publications(contracts) -> list[Publication]:
         cols = publishable_columns(c)
         out.append(Publication(
             c.table, c.title, " ".join(c.description.split()), c, AssetKey([c.dataset, "curated"]), cols,
-            lambda wh, c=c, cols=cols: tables.read(wh, wh.curated_table(c), [n for n, _, _ in cols]),
+            lambda wh, c=c: wh.curated_table(c),
             c.partitioning.column if c.partitioning else None))
     by_name = {c.dataset: c for c in contracts}
     for m in marts.MARTS:
@@ -86,7 +89,7 @@ def publications(contracts) -> list[Publication]:
             out.append(Publication(
                 f"{spec.zone}_{spec.table}", spec.title, m.description, by_name[m.source],
                 AssetKey([marts.GROUP, spec.table]), spec.columns,
-                lambda wh, spec=spec: tables.read(wh, spec.sql_table(wh), spec.names), "thang"))
+                spec.sql_table, "thang"))
     return out
 
 
@@ -181,7 +184,7 @@ def export(wh: Warehouse, data_dir: Path, contracts) -> list[dict]:
     written, datasets = [], []
     try:
         for pub in publications(contracts):
-            frame = _safe(pub.read(wh), pub)
+            frame = _safe(tables.read(wh, pub.sql_table(wh), [n for n, _, _ in pub.columns]), pub)
             if frame.empty:  # not loaded yet: nothing to publish
                 continue
             csv_name = f"{pub.name}.csv"
@@ -218,6 +221,7 @@ def build_open_data_asset(contracts):
     deps = [p.upstream for p in publications(contracts)]
 
     @asset(key=AssetKey([GROUP, "xuat_ban"]), group_name=GROUP, kinds={"csv", "json"}, deps=deps,
+           automation_condition=AUTOMATION, pool=pool(FOLDER),
            description="Open data export to <data>/open_data/: every mart and each curated table whose contract "
                        "opts in (open_data: true; never one with personal columns), as UTF-8-with-BOM CSV "
                        "(formula-like cells neutralised) with CKAN package JSON and a DCAT catalogue (publisher "

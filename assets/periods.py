@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from assets.contract import Contract
@@ -33,7 +34,10 @@ def period_keys(contract: Contract, values: pd.Series) -> pd.Series:
     stamps = pd.to_datetime(values, errors="coerce")
     if getattr(stamps.dt, "tz", None) is not None:  # datetimes are stored in UTC; periods are local
         stamps = stamps.dt.tz_convert(TZ)
-    return stamps.dt.strftime(FORMATS[p.grain]).astype(object).where(stamps.notna(), None)
+    # strftime once per distinct stamp (a month of dossiers has a few dozen dates): 1M strftime calls take ~1 s
+    codes, uniques = pd.factorize(stamps)
+    keys = np.append(pd.Index(uniques).strftime(FORMATS[p.grain]).to_numpy(dtype=object), None)  # slot -1: NaT
+    return pd.Series(keys[codes], index=values.index, name=values.name, dtype=object)
 
 
 def _key(grain: str, year: int, month: int, day: int = 1) -> str | None:

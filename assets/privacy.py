@@ -21,64 +21,48 @@ from pathlib import Path
 
 import pandas as pd
 
-from assets.contract import Column, Contract
+from assets.contract import Contract
 from quality.pseudonym import KEY_ENV, MissingKey, key_from_env, pseudonymise_column
 
 PERSONAL_ID = r"\d{12}"  # an individual's tax code since 2025-07-01 is their CCCD number
-
-
-def personal_columns(columns: dict[str, Column]) -> dict[str, Column]:
-    return {n: c for n, c in columns.items() if c.personal}
 
 
 def _individual_tax_codes(values: pd.Series) -> pd.Series:
     return values.astype("str").str.fullmatch(PERSONAL_ID).fillna(False).astype(bool) & values.notna()
 
 
-def needs_key(columns: dict[str, Column], frame: pd.DataFrame) -> bool:
-    """Whether these rows carry a value only a pseudonym may stand for."""
-    if any(c.protect == "pseudonymise" for c in personal_columns(columns).values()):
-        return True
-    return any(_individual_tax_codes(frame[n]).any() for n, c in columns.items()
-               if c.type == "tax_code" and not c.personal and n in frame)
-
-
-def require_key(dataset: str, columns: dict[str, Column]) -> bytes:
+def require_key(contract: Contract) -> bytes:
+    """KHO_PSEUDONYM_KEY, or MissingKey naming the dataset, its personal columns and the variable."""
     try:
         return key_from_env()
     except MissingKey as e:
-        named = ", ".join(personal_columns(columns)) or "12-digit personal tax codes"
-        raise MissingKey(f"{dataset} has personal data ({named}) and is not loaded into shared tables "
+        named = ", ".join(n for n, c in contract.columns.items() if c.personal) or "12-digit personal tax codes"
+        raise MissingKey(f"{contract.dataset} has personal data ({named}) and is not loaded into shared tables "
                          f"without a pseudonymisation key: {e}") from None
 
 
-def protect_columns(dataset: str, columns: dict[str, Column], frame: pd.DataFrame,
-                    key: bytes | None = None) -> pd.DataFrame:
-    """The rows as shared tables may hold them; `key` defaults to KHO_PSEUDONYM_KEY (MissingKey if unset)."""
-    if not needs_key(columns, frame):
-        return frame.drop(columns=[n for n, c in personal_columns(columns).items() if n in frame])
-    key = key or require_key(dataset, columns)
-    out = frame.copy()
-    for name, col in columns.items():
-        if name not in out:
-            continue
-        if col.personal and col.protect == "drop":
-            del out[name]
-        elif col.personal:
-            out[name] = pseudonymise_column(out[name], col.type, key)
-        elif col.type == "tax_code":
-            individual = _individual_tax_codes(out[name])
-            if individual.any():
-                values = out[name].astype(object)
-                values[individual] = pseudonymise_column(values[individual], "citizen_id", key)
-                out[name] = values.astype("str")
-    return out
-
-
 def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None) -> pd.DataFrame:
-    """`protect_columns` for a contract's main table."""
-    return protect_columns(contract.dataset, contract.columns, frame, key)
+    """The rows as shared tables may hold them; `key` defaults to KHO_PSEUDONYM_KEY (MissingKey if unset).
 
+    A contract with a pseudonymised column always needs the key, whatever the rows hold; one with only a
+    tax-code column needs it when a row holds an individual's (12-digit) code.
+    """
+    personal = {n: c for n, c in contract.columns.items() if c.personal and n in frame}
+    hashed = [n for n, c in personal.items() if c.protect == "pseudonymise"]
+    individuals = {n: _individual_tax_codes(frame[n]) for n, c in contract.columns.items()
+                   if c.type == "tax_code" and not c.personal and n in frame}
+    individuals = {n: mask for n, mask in individuals.items() if mask.any()}
+    out = frame.drop(columns=[n for n, c in personal.items() if c.protect == "drop"])
+    if not hashed and not individuals:
+        return out
+    key = key or require_key(contract)
+    for name in hashed:
+        out[name] = pseudonymise_column(out[name], contract.columns[name].type, key)
+    for name, mask in individuals.items():
+        values = out[name].astype(object)
+        values[mask] = pseudonymise_column(values[mask], "citizen_id", key)
+        out[name] = values.astype("str")
+    return out
 
 DEMO_KEY_FILE = "demo.key"
 

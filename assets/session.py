@@ -17,10 +17,11 @@ SQL is written with `?` placeholders; each session turns them into its driver's 
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -47,11 +48,17 @@ class Session:
     def fetch(self, sql: str) -> pa.Table: ...
     def _ingest(self, name: str, data: pa.Table) -> str: ...
     def commit(self) -> None: ...
-    def close(self) -> None: ...
 
     def stage(self, data: pa.Table) -> str:
         """A temporary table (or view) holding `data`; returns its name for SQL text."""
         return self._ingest(f"_kho_stg_{uuid.uuid4().hex[:12]}", data)
+
+    def append(self, table: sa.Table, data: pa.Table, exact: bool = False) -> None:
+        """Rows into `table` as they are (by column name). `exact`: the table's columns are declared as kho
+        declares them, so a fast path may write straight into it instead of through a staging table."""
+        if data.num_rows:
+            names = ", ".join(self.wh.quote(c) for c in data.column_names)
+            self.execute(f"INSERT INTO {self.wh.name_of(table)} ({names}) SELECT {names} FROM {self.stage(data)}")
 
     def insert_rows(self, table: sa.Table, rows: list[dict]) -> None:
         """Small row lists (load-log rows) through the same staging path, typed by the table."""
@@ -67,33 +74,46 @@ class Session:
 
 
 class AdbcSession(Session):
-    def __init__(self, wh: Warehouse, table: sa.Table):
+    def __init__(self, wh: Warehouse, table: sa.Table, held: ExitStack):
         super().__init__(wh, table)
         self.sqlite = wh.dialect == "sqlite"
-        self._lockfile = self._gate = None
         if self.sqlite:
             import adbc_driver_sqlite.dbapi as adbc
 
-            self._lock_file(Path(wh.engine.url.database))
-            self._gate = sqlite_gate(wh.engine.url.database).exclusive()
-            self._gate.__enter__()
-            self.conn = adbc.connect(wh.engine.url.database, autocommit=True)
-            self.cur = self.conn.cursor()
+            held.enter_context(self._lock_file(Path(wh.engine.url.database)))
+            held.enter_context(sqlite_gate(wh.engine.url.database).exclusive())
+            self.conn = held.enter_context(closing(adbc.connect(wh.engine.url.database, autocommit=True)))
+            self.cur = held.enter_context(closing(self.conn.cursor()))
             self.cur.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
             self.cur.execute("BEGIN IMMEDIATE")
         else:
-            self.conn = _postgres(wh)
-            self.cur = self.conn.cursor()
-            self.cur.execute("SELECT pg_advisory_lock($1)", (wh.lock_key(table),))  # session lock: past COMMIT
+            self.conn = held.enter_context(closing(_postgres(wh)))
+            self.cur = held.enter_context(closing(self.conn.cursor()))
+            key = wh.lock_key(table)
+            self.cur.execute("SELECT pg_advisory_lock($1)", (key,))  # a session lock: held past COMMIT
             self.conn.commit()
+            held.callback(self._unlock, key)
+        held.callback(self._rollback)
 
-    def _lock_file(self, db: Path) -> None:
+    def _rollback(self) -> None:
+        if not self.committed:
+            self.cur.execute("ROLLBACK") if self.sqlite else self.conn.rollback()
+
+    def _unlock(self, key: int) -> None:
+        self.cur.execute("SELECT pg_advisory_unlock($1)", (key,))
+        self.conn.commit()
+
+    @contextmanager
+    def _lock_file(self, db: Path) -> Iterator[None]:
+        """Held from before BEGIN until the lake is published; the kernel releases it if the process dies."""
         if fcntl is None:
+            yield
             return
         folder = db.parent / f".{db.name}.locks"
         folder.mkdir(exist_ok=True)
-        self._lockfile = open(folder / f"{self.table.name}.lock", "w")
-        fcntl.flock(self._lockfile, fcntl.LOCK_EX)  # released by the kernel if the process dies
+        with open(folder / f"{self.table.name}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def _sql(self, sql: str) -> str:
         if self.sqlite:
@@ -112,35 +132,24 @@ class AdbcSession(Session):
         return self.cur.fetch_arrow_table()
 
     def _ingest(self, name: str, data: pa.Table) -> str:
-        if self.sqlite:  # SQLite has no date type: store the text SQLAlchemy reads back
-            data = pa.table({n: sqlite_text(c) for n, c in zip(data.column_names, data.columns)})
-        self.cur.adbc_ingest(name, data, mode="create", temporary=True)
+        self.cur.adbc_ingest(name, self._typed(data), mode="create", temporary=True)
         return self.wh.quote(name)
 
-    def commit(self) -> None:
-        if self.sqlite:
-            self.cur.execute("COMMIT")
-        else:
-            self.conn.commit()
-        self.committed = True
+    def _typed(self, data: pa.Table) -> pa.Table:
+        if self.sqlite:  # SQLite has no date type: store the text SQLAlchemy reads back
+            data = pa.table({n: sqlite_text(c) for n, c in zip(data.column_names, data.columns)})
+        return data
 
-    def close(self) -> None:
-        try:
-            if not self.committed:
-                if self.sqlite:
-                    self.cur.execute("ROLLBACK")
-                else:
-                    self.conn.rollback()
-            if not self.sqlite:
-                self.cur.execute("SELECT pg_advisory_unlock($1)", (self.wh.lock_key(self.table),))
-                self.conn.commit()
-        finally:
-            self.cur.close()
-            self.conn.close()
-            if self._gate:
-                self._gate.__exit__(None, None, None)
-            if self._lockfile:
-                self._lockfile.close()
+    def append(self, table: sa.Table, data: pa.Table, exact: bool = False) -> None:
+        """Straight into the table (COPY on PostgreSQL): a staging copy would double the work."""
+        if not exact:
+            return super().append(table, data)
+        if data.num_rows:
+            self.cur.adbc_ingest(table.name, self._typed(data), mode="append", db_schema_name=table.schema)
+
+    def commit(self) -> None:
+        self.cur.execute("COMMIT") if self.sqlite else self.conn.commit()
+        self.committed = True
 
 
 _TEMPLATES: dict[tuple[int, str], Any] = {}
@@ -154,27 +163,44 @@ def _postgres(wh: Warehouse):
     url = wh.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     key = (os.getpid(), url)
     if key not in _TEMPLATES:
+        if not _TEMPLATES:
+            atexit.register(_close_templates)
         _TEMPLATES[key] = adbc.connect(url)
     return _TEMPLATES[key].adbc_clone()
 
 
+def _close_templates() -> None:
+    for (pid, _), conn in list(_TEMPLATES.items()):
+        if pid == os.getpid():
+            conn.close()
+    _TEMPLATES.clear()
+
+
 class SqlaSession(Session):
-    def __init__(self, wh: Warehouse, table: sa.Table):
+    def __init__(self, wh: Warehouse, table: sa.Table, held: ExitStack):
         super().__init__(wh, table)
-        self.conn = wh.engine.connect()
-        self.conn.execution_options(kho_write=True)
+        if wh.dialect not in ("sqlite", "postgresql"):
+            self._lock_row()
+        self.conn = held.enter_context(wh.engine.connect())
+        self.conn.execution_options(kho_write=True)  # SQLite: BEGIN IMMEDIATE, which serialises writers
         self.tx = self.conn.begin()
+        held.callback(lambda: None if self.committed else self.tx.rollback())
         self._views: list[str] = []
         if wh.dialect == "postgresql":
             self.execute("SELECT pg_advisory_xact_lock(?)", (wh.lock_key(table),))
-        elif wh.dialect != "sqlite":  # SQLite: BEGIN IMMEDIATE already serialises writers
-            self._row_lock()
+        elif wh.dialect != "sqlite":  # updating the table's lock row holds a row lock until COMMIT
+            lock = wh.load_lock
+            self.conn.execute(lock.update().where(lock.c.table_name == wh.name_of(table))
+                              .values(locked_at=datetime.now(timezone.utc)))
 
-    def _row_lock(self) -> None:
+    def _lock_row(self) -> None:
         lock, key = self.wh.load_lock, self.wh.name_of(self.table)
-        stamp = datetime.now(timezone.utc)
-        if not self.conn.execute(lock.update().where(lock.c.table_name == key).values(locked_at=stamp)).rowcount:
-            self.conn.execute(lock.insert().values(table_name=key, locked_at=stamp))
+        try:
+            with self.wh.transaction() as conn:
+                if conn.execute(sa.select(lock.c.table_name).where(lock.c.table_name == key)).first() is None:
+                    conn.execute(lock.insert().values(table_name=key))
+        except sa.exc.IntegrityError:  # another load created it first
+            pass
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         n = iter(range(10_000))
@@ -214,13 +240,6 @@ class SqlaSession(Session):
         self.tx.commit()
         self.committed = True
 
-    def close(self) -> None:
-        try:
-            if not self.committed:
-                self.tx.rollback()
-        finally:
-            self.conn.close()
-
 
 def _sqlite_param(value: Any) -> Any:
     """Dates as the text SQLAlchemy's SQLite types write and read."""
@@ -240,12 +259,10 @@ def fast_path(wh: Warehouse) -> bool:
 
 @contextmanager
 def session(wh: Warehouse, table: sa.Table) -> Iterator[Session]:
-    """Lock `table`, begin; the caller commits. Leaving without a commit rolls everything back."""
-    s = (AdbcSession if fast_path(wh) else SqlaSession)(wh, table)
-    try:
-        yield s
-    finally:
-        s.close()
+    """Lock `table`, begin; the caller commits. Leaving without a commit rolls everything back; the lock and
+    the connection are released on the way out, however far opening got."""
+    with ExitStack() as held:
+        yield (AdbcSession if fast_path(wh) else SqlaSession)(wh, table, held)
 
 
 def hold_for_test(where: str) -> None:

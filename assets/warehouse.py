@@ -59,6 +59,7 @@ class SchemaChange:
     added: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # in the table, no longer in the contract: kept, loaded NULL
     retyped: list[str] = field(default_factory=list)  # "col: BIGINT -> text"
+    exact: bool = True  # every column is declared exactly as kho would declare it: rows may be COPYed in as is
 
     def __bool__(self) -> bool:
         return bool(self.added or self.missing or self.retyped)
@@ -86,8 +87,10 @@ def family(declared: str) -> str:
 
 def arrow_type(column: sa.Column) -> pa.DataType:
     t = column.type
+    # Integer widths follow the SQL type: PostgreSQL's binary COPY takes only the column's exact type.
     for kind, arrow in ((sa.DateTime, pa.timestamp("us", tz="UTC")), (sa.Date, pa.date32()),
-                        (sa.Boolean, pa.bool_()), (sa.Integer, pa.int64()), (sa.Float, pa.float64())):
+                        (sa.Boolean, pa.bool_()), (sa.BigInteger, pa.int64()), (sa.SmallInteger, pa.int16()),
+                        (sa.Integer, pa.int32()), (sa.Float, pa.float64())):
         if isinstance(t, kind):
             return arrow
     return pa.string()
@@ -226,6 +229,7 @@ class Warehouse:
                 change.missing = [n for n in have if n not in want]
                 change.retyped = [f"{n}: {have[n][0]} -> {family(self._declared(want[n]))}" for n in want
                                   if n in have and family(have[n][0]) != family(self._declared(want[n]))]
+                change.exact = all(have[n][0].lower() == self._declared(want[n]).lower() for n in want if n in have)
                 if change and policy == "freeze":
                     raise SchemaChangeError(f"{change.table} has schema_change: freeze and the contract no longer "
                                             f"matches it ({change.describe()})")

@@ -14,6 +14,7 @@ import smtplib
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from email.message import EmailMessage
 
 import sqlalchemy as sa
@@ -24,6 +25,7 @@ from dagster import (
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.contract import Contract
+from assets.periods import period_before
 from pipelines.resources import KhoResource
 
 
@@ -131,6 +133,14 @@ def _reasons(context: RunFailureSensorContext) -> str:
     return "; ".join(reasons) or context.failure_event.message or "the run failed"
 
 
+def _late_period(contract: Contract | None, evaluation) -> str | None:
+    """The period a failed freshness check waited for: the one that closed before the missed deadline."""
+    tick = evaluation.metadata.get("dagster/latest_cron_tick_timestamp")
+    if contract is None or contract.partitioning is None or tick is None:
+        return None
+    return period_before(contract, datetime.fromtimestamp(tick.value, timezone.utc))
+
+
 def run_failure_alerts(contracts: list[Contract]):
     by_name = {c.dataset: c for c in contracts}
 
@@ -154,11 +164,13 @@ def run_failure_alerts(contracts: list[Contract]):
 
 
 def check_failure_alerts(contracts: list[Contract], check_keys: list[AssetCheckKey]):
-    """Failed checks that do not fail their run: freshness (late data) and any non-blocking check."""
+    """Failed checks that do not fail their run: freshness (late data) and any non-blocking check. One alert per
+    episode: a check that fails again (every backfill run re-evaluates freshness) stays quiet until it passed."""
     by_name = {c.dataset: c for c in contracts}
+    done = {AssetCheckExecutionRecordStatus.SUCCEEDED, AssetCheckExecutionRecordStatus.FAILED}
 
     @sensor(name="alert_on_check_failure", minimum_interval_seconds=60, default_status=DefaultSensorStatus.RUNNING,
-            description="Notifies the data team of failed freshness and non-blocking checks.")
+            description="Notifies the data team when a freshness or non-blocking check starts failing.")
     def _sensor(context: SensorEvaluationContext, alerts: Alerts):
         # The cursor is the newest check record handled; on the first tick look back one day only.
         after = int(context.cursor) if context.cursor else None
@@ -166,21 +178,25 @@ def check_failure_alerts(contracts: list[Contract], check_keys: list[AssetCheckK
         newest, sent = after or 0, 0
         storage = context.instance.event_log_storage
         for key in check_keys:
-            records = storage.get_asset_check_execution_history(
-                key, limit=50, status={AssetCheckExecutionRecordStatus.FAILED})
-            for record in records:
+            history = storage.get_asset_check_execution_history(key, limit=50, status=done)[::-1]  # oldest first
+            for before, record in zip([None, *history], history):
                 newest = max(newest, record.id)
                 if (after is not None and record.id <= after) or (after is None and record.create_timestamp < since):
+                    continue
+                if record.status != AssetCheckExecutionRecordStatus.FAILED or (
+                        before is not None and before.status == AssetCheckExecutionRecordStatus.FAILED
+                        and before.partition == record.partition):
                     continue
                 evaluation = record.event.dagster_event.event_specific_data
                 ds = key.asset_key.path[0]
                 late = "freshness" in key.name
-                alert = Alert("data late" if late else "check failed", ds, _department(by_name, ds),
-                              record.partition, "no file arrived" if late else None,
+                partition = record.partition or (_late_period(by_name.get(ds), evaluation) if late else None)
+                alert = Alert("data late" if late else "check failed", ds, _department(by_name, ds), partition,
+                              "no export loaded for this period" if late else None,
                               f"{key.name}: {evaluation.description}", record.run_id)
                 context.log.info(f"{alert.text} -> {alerts.send(alert) or 'no channel configured'}")
                 sent += 1
         context.update_cursor(str(newest))
-        return None if sent else SkipReason("no new failed check")
+        return None if sent else SkipReason("no check started failing")
 
     return _sensor

@@ -119,12 +119,11 @@ def failures(check: SelfCheck) -> pd.DataFrame:
         shown = cols or (tuple(contract.primary_key) if code.startswith("duplicate_") else ())
         words = describe(code, shown, info, kwargs.get(reason), arg, contract.format.number_style)
         rows = bad.loc[group["index"].to_numpy()]
-        if shown:
-            values = [rows[ORIGINAL_PREFIX + c].astype("object").where(rows[ORIGINAL_PREFIX + c].notna(), "")
-                      .astype(str) for c in shown if ORIGINAL_PREFIX + c in rows]
-            value = values[0] if len(values) == 1 else pd.Series(
-                [" | ".join(t) for t in zip(*values)], index=rows.index, dtype=object)
-        else:
+        values = [rows[ORIGINAL_PREFIX + c].astype("object").fillna("").astype(str)
+                  for c in shown if ORIGINAL_PREFIX + c in rows]
+        if values:  # the cells the reason names, as written ("a | b" for a pair rule)
+            value = values[0].str.cat(values[1:], sep=" | ") if len(values) > 1 else values[0]
+        else:  # a row that could not be split into columns: its raw text
             value = rows[ORIGINAL].astype("object") if ORIGINAL in rows else ""
         parts.append(pd.DataFrame({
             "dong": rows[ROW_COLUMN].to_numpy(), "cot": ",".join(shown),

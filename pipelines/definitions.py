@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 
 from dagster import (
-    AssetSelection, AutomationCondition, Definitions, EnvVar, FilesystemIOManager, define_asset_job, map_asset_specs,
-    multiprocess_executor,
+    AssetSelection, AutomationCondition, Definitions, EnvVar, ExecutorDefinition, FilesystemIOManager,
+    define_asset_job, map_asset_specs, multi_or_in_process_executor,
 )
 
 from assets.analysts import build_analyst_assets
 from assets.contract import load_contracts
 from assets.dimensions import build_dimension_assets
-from assets.factory import build_assets, partitions_def
+from assets.factory import build_assets
 from pipelines.alerts import Alerts, check_failure_alerts, run_failure_alerts
 from pipelines.freshness import freshness_checks, freshness_sensor
 from pipelines.resources import KhoResource, StagingIOManager, default_data_dir
@@ -43,6 +43,22 @@ def alerts_resource() -> Alerts:
     )
 
 
+def executor() -> ExecutorDefinition:
+    """One process per step on this machine (a run may ask for `in_process`); KHO_EXECUTOR=k8s or celery spreads
+    steps over a cluster and needs dagster-k8s / dagster-celery 0.29.27 installed (deploy/k8s, deploy/celery)."""
+    kind = os.environ.get("KHO_EXECUTOR", "multiprocess")
+    if kind == "k8s":
+        from dagster_k8s import k8s_job_executor
+
+        return k8s_job_executor.configured({"max_concurrent": 4, "env_secrets": ["kho-env"]})
+    if kind == "celery":
+        from dagster_celery import celery_executor
+
+        return celery_executor.configured({"broker": {"env": "KHO_CELERY_BROKER"},
+                                           "backend": {"env": "KHO_CELERY_BACKEND"}})
+    return multi_or_in_process_executor
+
+
 def build_definitions() -> Definitions:
     data_dir = default_data_dir()
     contracts = load_contracts()
@@ -56,7 +72,7 @@ def build_definitions() -> Definitions:
             description=f"{contract.title} ({dept.name}): raw -> clean -> validated -> curated")
         assets += mine
         jobs.append(job)
-        if partitions_def(contract) is not None:  # files are dropped: watch the folder
+        if contract.format.type != "sql":  # departments drop files: watch the folder (a database is pulled)
             sensors.append(landing_sensor(contract, job))
         if schedule := deadline_schedule(contract, job):
             schedules.append(schedule)
@@ -74,7 +90,7 @@ def build_definitions() -> Definitions:
     ]
     return Definitions(
         assets=assets, asset_checks=checks, jobs=jobs, schedules=schedules, sensors=sensors,
-        executor=multiprocess_executor,  # one process per step; deploy/ shows the k8s and celery executors
+        executor=executor(),
         resources={
             "kho": KhoResource(data_dir=data_dir, warehouse_url=_env("KHO_WAREHOUSE_URL"),
                                lake_url=_env("KHO_LAKE_URL")),

@@ -14,11 +14,18 @@ from dagster import AutomationCondition, Backoff, DagsterError, Failure, Jitter,
 
 TZ = "Asia/Ho_Chi_Minh"
 
-# 30 s, 60 s, 120 s (+/- jitter): long enough for a database failover, short enough to stay within the hour.
+# Waits of 30 s, 90 s, 210 s (delay * (2**n - 1), +/- jitter): a database failover or restart fits in them.
 RETRY = RetryPolicy(max_retries=3, delay=30, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
 
-# Database unavailable or locked, connection dropped, pool exhausted, network timeouts.
-TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, ConnectionError, TimeoutError)
+# Database unavailable or locked, connection dropped, pool exhausted, network timeouts. Loads run on ADBC
+# (assets.session), whose drivers raise their own DB-API OperationalError (libpq "server closed the connection",
+# "Failed to connect", SQLite "database is locked"): as transient as SQLAlchemy's.
+try:
+    from adbc_driver_manager import OperationalError as _AdbcOperationalError
+except ImportError:  # pragma: no cover - ADBC is pinned in pyproject.toml
+    _AdbcOperationalError = sa.exc.OperationalError
+TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, _AdbcOperationalError,
+             ConnectionError, TimeoutError)
 
 # A step runs when its inputs changed, never past a failed blocking check: eager() alone ignores blocking checks.
 AUTOMATION = AutomationCondition.eager() & AutomationCondition.all_deps_blocking_checks_passed()

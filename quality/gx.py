@@ -25,6 +25,7 @@ import os
 import threading
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -443,60 +444,201 @@ def _docs_path(context: Any, result_id: Any) -> str | None:
 
 
 def validate(
-    df: pd.DataFrame, suite_name: str, expectations: list[dict], docs_dir: str | None = None
+    df: pd.DataFrame, suite_name: str, expectations: list[dict], docs_dir: str | None = None,
+    engine: str | None = None,
 ) -> Outcome:
-    """Validate df against the specs; unexpected_rows are positions into df."""
+    """Validate df against the specs; unexpected_rows are positions into df.
+
+    engine: "auto" (default; KHO_VALIDATION_ENGINE overrides) evaluates the expectations quality.fastcheck
+    reproduces exactly without GX and hands the rest to GX; "gx" runs every expectation in GX. Either way the
+    results, result_json (GX's format) and the Data Docs page are the same.
+    """
     for spec in expectations:
         check_expectation(spec)  # fail on a bad spec before paying for the GX import
-    frame = _gx_frame(df)
+    engine = engine or os.environ.get("KHO_VALIDATION_ENGINE", "auto")
+    if engine not in ("auto", "gx"):
+        raise ValueError(f"engine must be 'auto' or 'gx', got {engine!r}")
 
     # Identical specs collapse into one GX expectation (GX suites are sets); map each spec to its first twin.
     first: dict[str, int] = {}
     owner = [first.setdefault(json.dumps([s["expectation"], s.get("kwargs") or {}, s.get("severity", "error")],
                                          sort_keys=True, default=str), i)
              for i, s in enumerate(expectations)]
+    unique = [i for i in range(len(expectations)) if owner[i] == i]
 
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
+    fast: dict[int, Any] = {}
+    if engine == "auto":
+        from quality import fastcheck
 
-    with _GX_LOCK:
-        _register_custom_expectations()
-        context = _context(docs_dir)
-        batch_definition = (
-            context.data_sources.add_pandas(_DATASOURCE)
-            .add_dataframe_asset(suite_name)
-            .add_batch_definition_whole_dataframe("whole")
-        )
-        suite = gx.ExpectationSuite(name=suite_name)
-        for i, spec in enumerate(expectations):
-            if owner[i] == i:
-                suite.add_expectation(_gx_expectation(spec, i))
-        suite = context.suites.add_or_update(suite)
-        docs_path = None
-        if docs_dir:
-            # A checkpoint stores the result and renders its page through UpdateDataDocsAction.
-            definition = context.validation_definitions.add(
-                gx.ValidationDefinition(name=suite_name, data=batch_definition, suite=suite)
-            )
-            checkpoint = context.checkpoints.add(gx.Checkpoint(
-                name=suite_name,
-                validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="data_docs", site_names=[_DOCS_SITE])],
-                result_format=_RESULT_FORMAT,
-            ))
-            run = checkpoint.run(batch_parameters={"dataframe": frame})
-            ((result_id, suite_result),) = run.run_results.items()
-            docs_path = _docs_path(context, result_id)
-        else:
-            # No docs: validate the batch directly and skip serialising the result into a store.
-            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            suite_result = batch.validate(suite, result_format=_RESULT_FORMAT)
+        frame = _positional(df)
+        for i in unique:
+            got = fastcheck.evaluate(frame, expectations[i], lambda: _current_codes_provider())
+            if got is not None:
+                fast[i] = got
+    slow = [i for i in unique if i not in fast]
 
-    by_index = {r.expectation_config.meta.get("kho_index"): r for r in suite_result.results}
-    results = [_outcome(spec, by_index.get(owner[i])) for i, spec in enumerate(expectations)]
+    docs_path = None
+    by_index: dict[int, Any] = {}
+    if slow or docs_dir:
+        with _GX_LOCK:
+            suite_result, docs_path = _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir)
+        result_json = suite_result.to_json_dict()
+        by_index = {r.expectation_config.meta.get("kho_index"): r for r in suite_result.results}
+    else:
+        result_json = _suite_json(suite_name, [_fast_json(expectations[i], i, fast[i], suite_name) for i in unique])
+
+    results = []
+    for i, spec in enumerate(expectations):
+        j = owner[i]
+        results.append(_fast_outcome(spec, fast[j]) if j in fast else _outcome(spec, by_index.get(j)))
     return Outcome(
         success=all(r.success for r in results if r.severity == "error"),
         results=results,
-        result_json=suite_result.to_json_dict(),
+        result_json=result_json,
         docs_path=docs_path,
     )
+
+
+def _positional(df: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    index = df.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return df
+    return df.reset_index(drop=True)
+
+
+def _batch_id(suite_name: str) -> str:
+    return f"{_DATASOURCE}-{suite_name}"
+
+
+_NO_EXCEPTION = {"raised_exception": False, "exception_traceback": None, "exception_message": None}
+
+
+def _fast_json(spec: Mapping[str, Any], index: int, got: Any, suite_name: str) -> dict:
+    """One ExpectationValidationResult as GX writes it (to_json_dict)."""
+    return {
+        "success": got.success,
+        "expectation_config": {
+            "type": spec["expectation"],
+            "kwargs": {**dict(spec.get("kwargs") or {}), "batch_id": _batch_id(suite_name)},
+            "meta": {"kho_index": index},
+            "id": None,
+            "severity": _GX_SEVERITY[spec.get("severity", "error")],
+        },
+        "result": got.result,
+        "meta": {"kho_engine": "fastcheck"},
+        "exception_info": dict(_NO_EXCEPTION),
+    }
+
+
+def _statistics(successes: list[bool]) -> dict:
+    n, ok = len(successes), sum(successes)
+    return {"evaluated_expectations": n, "successful_expectations": ok, "unsuccessful_expectations": n - ok,
+            "success_percent": ok / n * 100 if n else None}
+
+
+def _suite_meta(suite_name: str) -> dict:
+    from datetime import datetime, timezone
+    from importlib.metadata import version
+
+    return {
+        "great_expectations_version": version("great_expectations"),
+        "batch_spec": {"batch_data": "PandasDataFrame"},
+        "batch_markers": {"ge_load_time": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")},
+        "active_batch_definition": {"datasource_name": _DATASOURCE, "data_connector_name": "fluent",
+                                    "data_asset_name": suite_name,
+                                    "batch_identifiers": {"dataframe": "<DATAFRAME>"}},
+    }
+
+
+def _suite_json(suite_name: str, results: list[dict]) -> dict:
+    """ExpectationSuiteValidationResult.to_json_dict() for results computed without GX."""
+    successes = [bool(r["success"]) for r in results]
+    return {"success": all(successes), "results": results, "suite_name": suite_name, "suite_parameters": {},
+            "statistics": _statistics(successes), "meta": _suite_meta(suite_name), "id": None}
+
+
+def _fast_outcome(spec: Mapping[str, Any], got: Any) -> ExpectationOutcome:
+    kwargs = dict(spec.get("kwargs") or {})
+    rows = got.unexpected_rows
+    return ExpectationOutcome(
+        expectation=spec["expectation"],
+        column=kwargs.get("column"),
+        kwargs=kwargs,
+        severity=spec.get("severity", "error"),
+        success=got.success,
+        unexpected_count=got.result.get("unexpected_count"),
+        unexpected_rows=rows.tolist() if rows is not None else [],
+        row_level=rows is not None,
+        observed_value=got.result.get("observed_value"),
+        exception=None,
+        unexpected_percent=got.result.get("unexpected_percent"),
+    )
+
+
+def _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir):
+    """GX for the `slow` specs; with docs_dir, the Data Docs page of the whole suite (fast results included)."""
+    import great_expectations as gx
+    from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    _register_custom_expectations()
+    context = _context(docs_dir)
+    batch_definition = (
+        context.data_sources.add_pandas(_DATASOURCE)
+        .add_dataframe_asset(suite_name)
+        .add_batch_definition_whole_dataframe("whole")
+    )
+    gx_results = []
+    if slow:
+        slow_suite = gx.ExpectationSuite(name=suite_name)
+        for i in slow:
+            slow_suite.add_expectation(_gx_expectation(expectations[i], i))
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": _gx_frame(df)})
+        slow_result = batch.validate(slow_suite, result_format=_RESULT_FORMAT)
+        gx_results = list(slow_result.results)
+        meta = dict(slow_result.meta)
+    else:
+        meta = _suite_meta(suite_name)
+    for i in unique:
+        if i in fast:
+            doc = _fast_json(expectations[i], i, fast[i], suite_name)
+            config = doc["expectation_config"]
+            gx_results.append(ExpectationValidationResult(
+                success=doc["success"], result=doc["result"], meta=doc["meta"], exception_info=doc["exception_info"],
+                expectation_config=ExpectationConfiguration(type=config["type"], kwargs=config["kwargs"],
+                                                            meta=config["meta"], severity=config["severity"])))
+    order = {i: k for k, i in enumerate(unique)}
+    gx_results.sort(key=lambda r: order.get(r.expectation_config.meta.get("kho_index"), len(order)))
+    successes = [bool(r.success) for r in gx_results]
+    suite_result = ExpectationSuiteValidationResult(
+        success=all(successes), results=gx_results, suite_name=suite_name, suite_parameters={},
+        statistics=_statistics(successes), meta=meta, batch_id=_batch_id(suite_name))
+    docs_path = None
+    if docs_dir:
+        docs_path = _write_docs(context, suite_name, expectations, unique, suite_result)
+    return suite_result, docs_path
+
+
+def _write_docs(context, suite_name, expectations, unique, suite_result) -> str | None:
+    """Store the suite and its result beside the site and render this result's Data Docs page."""
+    import great_expectations as gx
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    suite = gx.ExpectationSuite(name=suite_name)
+    for i in unique:
+        suite.add_expectation(_gx_expectation(expectations[i], i))
+    context.suites.add_or_update(suite)
+    identifier = ValidationResultIdentifier(
+        expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
+        run_id=RunIdentifier(run_name=f"kho-{uuid.uuid4().hex[:12]}"),
+        batch_identifier=_batch_id(suite_name),
+    )
+    context.validation_results_store.set(identifier, suite_result)
+    context.build_data_docs(site_names=[_DOCS_SITE], resource_identifiers=[identifier])
+    return _docs_path(context, identifier)

@@ -10,9 +10,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from quality import bulk
 from quality.text import is_missing, map_unique
 
 INVALID = "invalid_phone"
@@ -73,10 +77,129 @@ def _one(value: Any) -> tuple[str | None, str | None]:
     return phone, None if phone or blank else INVALID
 
 
+def _per_value(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    return map_unique(values, _one, width=2)
+
+
+# ---------------------------------------------------------------- the column fast path
+#
+# normalize() decides the usual shapes for the whole column at once and gives every other value to _one:
+# - the text holds only digits, spaces and . - ( ) / +, and not only spaces;
+# - compacted, it fails `\+?[0-9]{6,15}` (invalid), or it is a VN number: 0..., +84..., 0084..., 84 + 9/10
+#   digits, or no prefix at all (Excel dropped the 0), whose national number does not start with 0.
+# The national number is converted (2018 prefixes) exactly as in normalize_phone, and judged by phonenumbers'
+# own VN metadata, read at import: is_valid_number(+84 nsn) holds iff the general description and one number
+# type's description (pattern and possible lengths) match nsn; parse() changes nothing in "+84" + nsn when nsn
+# starts with 1-9 (VN's national prefix for parsing is "0"). Foreign country codes, "+84 00...", tabs, NBSP and
+# anything else stay with _one.
+
+_FAST_TEXT = r"^ *[0-9.()/+\-][0-9 .()/+\-]*$"  # only these characters, and not blank
+_SHAPE = r"^\+?[0-9]{6,15}$"  # as in normalize_phone
+_VN_PREFIX = r"^(?:\+|00)?840?"  # +84 / 0084 / 84, then one trunk 0 (only used where they apply)
+
+
+def _vn_rule() -> tuple[tuple[tuple[int, ...], str], list[tuple[tuple[int, ...], str]]] | None:
+    """(general description, [number type descriptions]) of VN as (possible lengths, RE2 pattern), in the
+    order phonenumbers' _number_type_helper tries them; None when this phonenumbers release is not one the
+    fast path can mirror (then every value goes through normalize_phone)."""
+    meta = phonenumbers.PhoneMetadata.metadata_for_region("VN")
+    if (
+        meta is None
+        or tuple(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(84, ())) != ("VN",)
+        or meta.national_prefix_for_parsing not in (None, "", "0")
+        or meta.national_prefix_transform_rule
+    ):
+        return None
+    kinds = [meta.premium_rate, meta.toll_free, meta.shared_cost, meta.voip, meta.personal_number, meta.pager,
+             meta.uan, meta.voicemail, meta.fixed_line]
+    if not meta.same_mobile_and_fixed_line_pattern:
+        kinds.append(meta.mobile)
+
+    def rule(desc) -> tuple[tuple[int, ...], str] | None:
+        if desc is None or not desc.national_number_pattern:  # _match_national_number: never matches
+            return None
+        return tuple(desc.possible_length or ()), desc.national_number_pattern
+
+    general = rule(meta.general_desc)
+    types = [r for r in map(rule, kinds) if r is not None]
+    if general is None or not types:
+        return None
+    probe = pa.array(["0"], type=pa.large_string())
+    try:
+        for _, pattern in [general, *types]:
+            pc.match_substring_regex(probe, f"^(?:{pattern})$")  # RE2 must accept it
+    except (pa.ArrowException, ValueError):
+        return None
+    return general, types
+
+
+_VN_RULE = _vn_rule()
+
+
+def _vn_valid(nsn: pa.Array, candidate: np.ndarray) -> np.ndarray:
+    """is_valid_number(+84 nsn) for the candidate rows (all-digit nsn, first digit 1-9)."""
+    general, types = _VN_RULE
+    length = bulk.lengths(nsn)
+    valid = np.zeros(len(nsn), dtype=bool)
+    for n in np.unique(length[candidate]).tolist():
+        if general[0] and n not in general[0]:
+            continue
+        allowed = [pattern for lengths, pattern in types if not lengths or n in lengths]
+        if not allowed:
+            continue
+        rows = np.flatnonzero(candidate & (length == n))
+        subset = nsn.take(pa.array(rows))
+        ok = bulk.matches(subset, f"^(?:{general[1]})$")
+        ok &= bulk.matches(subset, "^(?:" + "|".join(f"(?:{p})" for p in allowed) + ")$")
+        valid[rows] = ok
+    return valid
+
+
+_OLD = pa.array(list(OLD_MOBILE_PREFIXES), type=pa.large_string())
+_NEW = pa.array(list(OLD_MOBILE_PREFIXES.values()), type=pa.large_string())
+_EMPTY = pa.scalar("", pa.large_string())
+
+
+def _convert_old_prefixes(nsn: pa.Array) -> pa.Array:
+    """nsn with a 10-digit number's old 3-digit mobile prefix replaced (0162... -> 032...)."""
+    old = pc.index_in(pc.utf8_slice_codeunits(nsn, 0, 3), value_set=_OLD)
+    hit = np.asarray(pc.is_valid(old).to_numpy(zero_copy_only=False), dtype=bool) & (bulk.lengths(nsn) == 10)
+    if not hit.any():
+        return nsn
+    renamed = pc.binary_join_element_wise(pc.take(_NEW, old), pc.utf8_slice_codeunits(nsn, 3), _EMPTY)
+    return pc.if_else(pa.array(hit), renamed, nsn)
+
+
 def normalize(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(E.164 numbers, reason codes); missing input is not an error here."""
-    phones, reasons = map_unique(values, _one, width=2)
-    return (
-        pd.Series(phones, index=values.index, name=values.name, dtype="str"),
-        pd.Series(reasons, index=values.index, name=values.name, dtype="str"),
+    column = bulk.text_column(values) if _VN_RULE is not None else None
+    if column is None:
+        phones, reasons = _per_value(values)
+        return (
+            pd.Series(phones, index=values.index, name=values.name, dtype="str"),
+            pd.Series(reasons, index=values.index, name=values.name, dtype="str"),
+        )
+    arr, is_str = column
+    fast = is_str & bulk.matches(arr, _FAST_TEXT)
+    text = pc.replace_substring_regex(arr, r"[ .()/\-]", "")
+    shape = fast & bulk.matches(text, _SHAPE)
+    international = bulk.matches(text, r"^(?:\+|00)")
+    vn = bulk.matches(text, r"^(?:(?:\+|00)84|84[0-9]{9,10}$)")  # +84, 0084, and 84 + a 9/10-digit nsn
+    nsn = pc.if_else(
+        pa.array(vn),
+        pc.replace_substring_regex(text, _VN_PREFIX, "", max_replacements=1),
+        pc.replace_substring_regex(text, r"^0", "", max_replacements=1),
     )
+    # foreign (+1 650...) and "+84 00..." (phonenumbers strips a second 0) are phonenumbers' to judge
+    domestic = shape & (vn | ~international) & bulk.matches(nsn, r"^[1-9]")
+    nsn = _convert_old_prefixes(nsn)
+    ok = domestic & _vn_valid(nsn, domestic)
+    decided = (fast & ~shape) | domestic
+    e164 = pc.binary_join_element_wise(pa.scalar("+84", pa.large_string()), nsn, _EMPTY)
+    phones, reasons = bulk.assemble(
+        values,
+        [bulk.where(ok, e164), bulk.where(decided & ~ok, pa.scalar(INVALID, pa.large_string()))],
+        ~decided,
+        _per_value,
+    )
+    return phones, reasons

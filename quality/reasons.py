@@ -177,14 +177,18 @@ def _between(kwargs: Mapping[str, Any], lang: str) -> str:
 def describe(code: str, columns: Sequence[str] = (), info: Mapping[str, ColumnInfo] | None = None,
              kwargs: Mapping[str, Any] | None = None, arg: str | None = None, number_style: str = "vi") -> Words:
     """One row-level reason in words. `kwargs` are the expectation's (GX codes); `columns` those in the code
-    (or the primary key for duplicate codes); `info` labels the columns."""
-    info, kwargs = info or {}, dict(kwargs or {})
+    (or the primary key for duplicate codes); `info` labels the columns; `arg` is the code's argument
+    (`wrong_column_count(expected 18)`); `number_style` is the contract's ("vi" for files people type, "plain"
+    for machine exports), which changes how numbers and dates may be written."""
+    info, kwargs, columns = info or {}, dict(kwargs or {}), tuple(columns)
     if code == "unknown_value":
         allowed = next((info[c].allowed for c in columns if c in info and info[c].allowed), ())
         if allowed:
             return Words(f"Giá trị không có trong danh mục; ghi một trong: {_values(allowed)}",
                          f"Value not in the list; write one of: {_values(allowed)}")
         return Words("Giá trị không có trong danh mục", "Value not in the list")
+    if code == "invalid_date" and number_style == "plain":  # machine exports (JSON, SQL) may also write ISO dates
+        return Words("Ngày không hợp lệ (ghi dd/mm/yyyy hoặc yyyy-mm-dd)", "Invalid date (write dd/mm/yyyy or yyyy-mm-dd)")
     if code == "invalid_number":
         example = "1.234.567 hoặc 1.234,5" if number_style == "vi" else "1234567 hoặc 1234.5"
         return Words(f"Số không hợp lệ (ghi như {example})",
@@ -194,7 +198,7 @@ def describe(code: str, columns: Sequence[str] = (), info: Mapping[str, ColumnIn
     if code == "expect_column_value_lengths_to_be_between":
         return Words(f"Độ dài phải {_between(kwargs, 'vi')} ký tự", f"Length must be {_between(kwargs, 'en')} characters")
     if code == "expect_column_pair_values_a_to_be_greater_than_b":
-        a, b = (columns + ("", ""))[:2] if columns else (kwargs.get("column_A", ""), kwargs.get("column_B", ""))
+        a, b = columns[:2] if len(columns) >= 2 else (kwargs.get("column_A", ""), kwargs.get("column_B", ""))
         dates = all(info[c].type in _DATE_TYPES for c in (a, b) if c in info)
         eq = bool(kwargs.get("or_equal"))
         if dates:

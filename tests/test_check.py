@@ -93,6 +93,17 @@ def test_too_many_bad_rows_reject_the_file_with_the_reason(workdir, capsys, monk
     assert "Sai định dạng quy định" in warning and warning.endswith("(dòng / rows 17)")
 
 
+def test_a_row_with_missing_cells_is_named_by_its_line_with_its_text(workdir, capsys, monkeypatch):
+    monkeypatch.setattr(dossiers, "_seed_defects", lambda rows, rng: None)
+    path = write_rows(workdir / "ho_so.csv", dossier_rows(10, date(2026, 10, 1)))
+    path.write_bytes(path.read_bytes() + "HCM-X,1.000894,thiếu cột\r\n".encode("utf-8"))  # line 12 of the file
+    code, out = check(capsys, path, "--dataset", "ho_so_tthc")
+    assert code == 0, out
+    (line,) = [x for x in out.splitlines() if "thiếu cột" in x]
+    assert line.split()[0] == "12" and "HCM-X,1.000894,thiếu cột" in line
+    assert "Số cột của dòng khác dòng tiêu đề (18 cột)" in line
+
+
 def test_a_file_without_data_rows_is_rejected(workdir, capsys):
     code, out = check(capsys, write_rows(workdir / "trong.csv", []), "--dataset", "ho_so_tthc")
     assert code == 1

@@ -35,7 +35,8 @@ def test_evolve_adds_a_new_column_as_nullable_and_reports_it(wh, lake):
         ["so_bac_si"], [], "so_bac_si")
     assert rows(wh, wider, ["ma_co_so", "so_giuong", "so_bac_si"]) == [("CS01", 120, None), ("CS02", 10, 3)]
     with wh.engine.connect() as conn:
-        message = conn.execute(sa.select(wh.load_log.c.message).where(wh.load_log.c.load_id == "L2")).scalar()
+        message = conn.execute(sa.select(wh.load_log.c.message).where(wh.load_log.c.load_id == "L2")
+                               .where(wh.load_log.c.dataset == name)).scalar_one()
     assert message == "schema evolved (added: so_bac_si)"
 
     # A column the contract no longer has stays in the table, loaded as NULL, and is reported.

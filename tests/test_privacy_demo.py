@@ -91,9 +91,7 @@ def _forms(cells) -> set[str]:
     digits), and its runs of 3 to 5 words (names inside free text). A set, so looking up thousands of values is
     instant where substring search over megabytes is not."""
     out: set[str] = set()
-    for cell in cells:
-        if not isinstance(cell, str) or cell.startswith("ps_"):
-            continue
+    for cell in {c for c in cells if isinstance(c, str) and not c.startswith("ps_")}:
         cell = unicodedata.normalize("NFC", cell)
         out.add(cell.strip())
         tokens = _TOKEN.findall(cell)

@@ -47,7 +47,7 @@ def _phone(rng: random.Random) -> str:
     return number if rng.random() < 0.8 else f"+84 {number[1:]}"  # the app sends E.164-ish numbers
 
 
-def feedback_items(rows: int, month: date, seed: int = 23) -> list[dict]:
+def feedback_items(rows: int, month: date, seed: int = 23, defects: bool = True) -> list[dict]:
     rng = random.Random(seed)
     items = []
     for i in range(rows):
@@ -70,7 +70,8 @@ def feedback_items(rows: int, month: date, seed: int = 23) -> list[dict]:
             "trangThai": STATUS_BY_STEPS[len(steps)], "hanXuLy": (received + timedelta(days=10)).strftime("%Y-%m-%d"),
             "quaTrinhXuLy": steps,
         })
-    _seed_defects(items, rng)
+    if defects:
+        _seed_defects(items, rng)
     return items
 
 

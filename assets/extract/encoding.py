@@ -24,6 +24,7 @@ and one NFC pass, so a 50 MB file is never walked character by character in Pyth
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 import unicodedata
 from collections import Counter
@@ -451,25 +452,78 @@ def _detect(data: bytes, file: str) -> tuple[str, str]:
     return _decode_legacy(data, name, file)[0], name
 
 
-def decode(data: bytes, file: str, encoding: str | None = None) -> tuple[str, str]:
+def decode(data: bytes, file: str, encoding: str | None = None, nfc: bool = True,
+           info: dict | None = None) -> tuple[str, str]:
     """Bytes of one export -> (NFC text without BOM, encoding used).
 
     `encoding` from the contract is used as named; None detects it: BOM, then strict UTF-8, then the
     8-bit candidate whose reading forms Vietnamese words best. "utf-8" and "utf-8-sig" both accept a
-    file with or without BOM and report which it was. Every failure is an ExportError with the place."""
+    file with or without BOM and report which it was. Every failure is an ExportError with the place.
+
+    nfc=False leaves a UTF-8/UTF-16 text in the normalisation form it was written in (legacy 8-bit
+    decodes and repaired mojibake are NFC anyway), for readers that normalise each cell once they have
+    split the text (NFC of a whole 250 MB export takes ~15 s; of its distinct cells, milliseconds).
+    With an `info` dict, info["raw"] is set to the UTF-8 bytes of the returned text when they are the
+    file's own bytes (after any BOM), so a reader can hand those to Arrow instead of encoding the text again."""
     if encoding is not None:
         text, used = _decode_named(data, file, _canonical(encoding, file))
     else:
         text, used = _detect(data, file)
     if text.endswith("\x1a"):  # DOS end-of-file mark from old tools
         text = text.rstrip("\x1a")
-    ctrl = _CONTROL.search(text)
+    suspect, raw = True, None
+    if len(text) >= _PRESCAN_CHARS:  # a regex scan of a big text in Python's re is ~12 ns a character
+        suspect, raw = _prescan(text, data, used)
+    ctrl = _CONTROL.search(text) if suspect else None
     if ctrl:
         line = text.count("\n", 0, ctrl.start()) + 1
         hint = " (or UTF-16 without a byte-order mark)" if ctrl[0] == "\x00" else ""
         raise ExportError(file, f"control character U+{ord(ctrl[0]):04X}: binary data{hint}, not a text export "
                                 f"read as {used}", place=f"line {line}")
+    if not suspect:
+        if nfc:
+            return _nfc(text), used
+        if info is not None and raw is not None:
+            info["raw"] = raw
+        return text, used
     return check_mojibake(_nfc(text), file), used
+
+
+_PRESCAN_CHARS = 1 << 20
+
+
+def _re2_alternatives(chars) -> str:
+    """An RE2 group matching any of `chars`, precomposed or in its canonical decomposition."""
+    forms = {f for c in chars for f in (c, unicodedata.normalize("NFD", c))}
+    return "(?:" + "|".join("".join(f"\\x{{{ord(x):x}}}" for x in f) for f in sorted(forms, key=len, reverse=True)) + ")"
+
+
+@functools.cache
+def _prescan_patterns() -> str:
+    def sloppy(lo: int, hi: int) -> list[str]:
+        return [c for c, b in _SLOPPY.items() if lo <= b <= hi]
+
+    lead2, lead3, cont = (_re2_alternatives(sloppy(lo, hi)) for lo, hi in ((0xC2, 0xDF), (0xE0, 0xEF), (0x80, 0xBF)))
+    return rf"[\x00-\x08\x0e-\x1f]|{lead2}{cont}|{lead3}{cont}{cont}"
+
+
+def _prescan(text: str, data: bytes, used: str) -> tuple[bool, memoryview | None]:
+    """(may hold a control character or mojibake, the file's bytes when they are the text's UTF-8), by one RE2
+    pass over the UTF-8 bytes. False is certain; True sends the text to the exact Python checks. Mojibake is
+    looked for in precomposed and decomposed spelling, so the answer holds for the NFC text too."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:  # pragma: no cover
+        return True, None
+    raw = None
+    if used in ("utf-8", "utf-8-sig") and not data.endswith(b"\x1a"):
+        raw = memoryview(data)[3:] if used == "utf-8-sig" else memoryview(data)
+        offsets = pa.py_buffer((0).to_bytes(8, "little") + len(raw).to_bytes(8, "little"))
+        array = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(raw))
+    else:
+        array = pa.array([text], type=pa.large_string())
+    return bool(pc.match_substring_regex(array, _prescan_patterns())[0].as_py()), raw
 
 
 # --- mojibake -------------------------------------------------------------------------------------

@@ -1,0 +1,122 @@
+"""quality.vector (used by assets.clean and quality.pseudonym) against the quality functions it stands in for."""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from assets import clean
+from quality import citizen_id, phone, taxcode, vector
+from quality.phone import OLD_MOBILE_PREFIXES
+from quality.text import clean_text
+
+EDGE = [None, "", " ", "  a  b ", "a\tb", "a\u00a0b", "x\u200by", "Hoà", unicodedata.normalize("NFD", "Thuỷ"),
+        "ASCII only", "two  spaces", " lead", "trail ", "~!@#", "a\nb", "\x7f", "０９０", "١٢٣"]
+
+
+def _same(a: pd.Series, b: pd.Series) -> None:
+    assert a.dtype == b.dtype == "str"
+    assert a.index.equals(b.index)
+    assert [None if pd.isna(v) else v for v in a] == [None if pd.isna(v) else v for v in b]
+
+
+def _phones(rng: random.Random, n: int) -> list:
+    out = []
+    for _ in range(n):
+        k = rng.random()
+        if k < 0.35:
+            v = f"0{rng.randrange(1, 10)}{rng.randrange(10**8):08d}"
+        elif k < 0.5:
+            v = f"0{rng.choice(list(OLD_MOBILE_PREFIXES) + ['160', '200', '123'])}{rng.randrange(10**7):07d}"
+        elif k < 0.6:
+            v = f"0{rng.randrange(1, 10)}{rng.randrange(10**9):09d}"  # 11 digits
+        elif k < 0.7:
+            d = f"09{rng.randrange(10**8):08d}"
+            v = rng.choice([f"{d[:4]}.{d[4:7]}.{d[7:]}", f"{d[:4]} {d[4:]}", f"({d[:3]}) {d[3:]}", f"{d[:4]}-{d[4:]}"])
+        elif k < 0.75:
+            v = f"028 3{rng.randrange(10**3):03d} {rng.randrange(10**4):04d}"
+        elif k < 0.8:
+            v = rng.choice(["+84903123456", "+841689123456", "+8409031234567", "+84 903 123 456", "+840903123456",
+                            "+84 1203 123 456", "84903123456", "0084903123456", "+1 650 253 0000", "903123456",
+                            "12345", "0" * 10, "09031234567890", "0903 123 456 ext 1", "1800 1234"])
+        elif k < 0.9:
+            v = f"0{rng.randrange(10**rng.randrange(6, 11))}"
+        else:
+            v = None
+        out.append(v)
+    return out
+
+
+def test_clean_text_fast_path_equals_clean_text():
+    rng = random.Random(1)
+    values = pd.Series([rng.choice(EDGE) for _ in range(2000)] + EDGE, dtype=object)
+    _same(vector.clean_text(values), clean_text(values))
+    as_str = values.astype("str")
+    _same(vector.clean_text(as_str), clean_text(as_str))
+    mixed = pd.Series(["a", 5, None, 2.5], dtype=object)  # not all text: clean_text itself
+    _same(vector.clean_text(mixed), clean_text(mixed))
+
+
+@pytest.mark.parametrize("fast, slow, make", [
+    (vector.phones, phone.normalize, _phones),
+    (vector.citizen_ids, citizen_id.normalize, lambda rng, n: [
+        rng.choice([f"0{rng.randrange(100):02d}{rng.randrange(4)}{rng.randrange(100):02d}{rng.randrange(10**6):06d}",
+                    f"{rng.randrange(10**9):09d}", "000000000", f"{rng.randrange(10**12):012d}", "079.0.52-123456",
+                    "０７９", None, "12345", f"079{rng.randrange(10)}99{rng.randrange(10**6):06d}"]) for _ in range(n)]),
+    (vector.tax_codes, taxcode.normalize, lambda rng, n: [
+        rng.choice([f"{rng.randrange(10**10):010d}", f"0{rng.randrange(10**9):09d}", "0100109106", "0100109106-001",
+                    "0100109106001", "0100.109.106", f"079{rng.randrange(4)}{rng.randrange(10**8):08d}",
+                    "0000000000", "0200000000", None, "01001O9106", f"{rng.randrange(10**11):011d}"])
+        for _ in range(n)]),
+])
+def test_validator_fast_paths_equal_the_quality_modules(fast, slow, make):
+    rng = random.Random(2)
+    values = clean_text(pd.Series(make(rng, 4000), dtype=object)).set_axis(range(5, 4005))
+    got, want = fast(values), slow(values)
+    _same(got[0], want[0])
+    _same(got[1], want[1])
+    assert got[1].notna().any() and got[0].notna().any()
+
+
+def test_every_old_mobile_prefix_and_every_two_digit_start():
+    nums = [f"0{p}{n:07d}" for p in OLD_MOBILE_PREFIXES for n in (0, 1234567, 9999999)]
+    nums += [f"0{a}{b}{n:07d}" for a in range(1, 10) for b in range(10) for n in (0, 5555555, 9999999)]
+    nums += [f"0{a}{b}{c}{n:06d}" for a in range(1, 10) for b in range(10) for c in range(10) for n in (0, 987654)]
+    values = pd.Series(nums + ["+84" + n[1:] for n in nums], dtype="str")  # trunk 0 and E.164 forms
+    got, want = vector.phones(values), phone.normalize(values)
+    _same(got[0], want[0])
+    _same(got[1], want[1])
+
+
+def test_clean_column_results_do_not_change_with_the_fast_paths(monkeypatch):
+    from assets.contract import Column
+
+    rng = random.Random(3)
+    raw = pd.Series(_phones(rng, 500), dtype="str")
+    col = Column.model_validate({"type": "phone", "description": "x", "headers": ["SĐT"]})
+    fast = clean.clean_column("sdt", col, raw)
+    monkeypatch.setattr(vector, "phones", phone.normalize)
+    monkeypatch.setattr(vector, "clean_text", clean_text)
+    slow = clean.clean_column("sdt", col, raw)
+    _same(fast[0], slow[0])
+    assert [(m.tolist(), c) for m, c in sorted(fast[1], key=lambda x: x[1])] == \
+        [(m.tolist(), c) for m, c in sorted(slow[1], key=lambda x: x[1])]
+    assert np.any([m.any() for m, _ in fast[1]])
+
+
+def test_date_fast_path_equals_parse_dates():
+    rng = random.Random(4)
+    values = [rng.choice([f"{rng.randrange(0, 33):02d}/{rng.randrange(0, 14):02d}/{rng.choice([1899, 1900, 2024, 2100, 2101])}",
+                          "29/02/2024", "29/02/2025", "31/04/2026", "1/2/2026", "2026-10-01", "01.10.2026",
+                          "01/10/2026 08:30", None, "x", "01/10/26"]) for _ in range(3000)]
+    text = clean_text(pd.Series(values, dtype=object)).set_axis(range(7, 3007))
+    got, got_bad = clean.fast_dates(text, False)
+    want, want_bad = clean._parse_dates(text, False)
+    assert got.index.equals(want.index) and got.dtype == want.dtype == object
+    assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want]
+    present = text.notna().to_numpy()
+    assert (got_bad[present] == want_bad[present]).all()
