@@ -21,7 +21,7 @@ from assets import lake, modes
 from assets.contract import Contract
 from assets.flow import FILE_COLUMN, curated_rows, quarantine_rows
 from assets.session import hold_for_test, session
-from assets.warehouse import SchemaChange, Warehouse, arrow_type, now
+from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 
 SNAPSHOT_MODES = ("merge", "scd2")  # the lake copy is the whole table after the load
 
@@ -125,7 +125,7 @@ def _unique_keys(contract: Contract, rows: pd.DataFrame) -> None:
         dup = rows.duplicated(contract.primary_key, keep=False)
         if dup.any():
             keys = rows.loc[dup, contract.primary_key].drop_duplicates().head(5).to_dict("records")
-            raise ValueError(f"{contract.dataset}: the batch holds one primary key more than once, e.g. {keys}")
+            raise LoadError(f"{contract.dataset}: the batch holds one primary key more than once, e.g. {keys}")
 
 
 def _descriptions(table) -> dict[str, str]:

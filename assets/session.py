@@ -1,20 +1,21 @@
 """A load session: one transaction on one table, holding that table's lock, on the fastest path there is.
 
 - PostgreSQL and SQLite files: ADBC. SQLAlchemy cannot share a transaction with an ADBC connection, so the whole
-  load (DDL excluded, see Warehouse.prepare) runs on the ADBC connection: Arrow batches are ingested into a
-  temporary staging table (COPY on PostgreSQL), then plain SQL moves them into the target, in the transaction
-  that also writes the load-log rows.
+  load (DDL excluded, see Warehouse.prepare) runs on the ADBC connection, load-log rows included. Arrow batches
+  go straight into the target (COPY on PostgreSQL) when only rows are added (append, replace,
+  replace_partition), or into a temporary staging table that SQL then merges (merge, scd2, or a table whose
+  columns were altered by hand). On SQLite no SQLAlchemy connection to the file may be open in this process
+  meanwhile (warehouse._Gate: two copies of SQLite in one process).
 - Any other SQLAlchemy URL: the same SQL on a SQLAlchemy connection; DuckDB reads the Arrow staging data in
-  place (registered view), other databases get a TEMPORARY table filled by executemany.
+  place (a registered view), other databases get a TEMPORARY table filled by executemany.
 
 Locks: PostgreSQL takes a session advisory lock keyed on the table, SQLite a lock file per table plus
-BEGIN IMMEDIATE, other databases update the table's row in kho.load_lock. The lock is held from before the
-first statement until `close`, after the lake files are published, so two loads of one table never interleave,
-neither in SQL nor in the lake.
+BEGIN IMMEDIATE, other databases update the table's row in kho.load_lock. The ADBC locks are held from before
+the first statement until the session ends, after the lake files are published, so two loads of one table
+never interleave, neither in SQL nor in the lake.
 
 SQL is written with `?` placeholders; each session turns them into its driver's style.
 """
-
 from __future__ import annotations
 
 import atexit

@@ -47,7 +47,11 @@ DELETED_AT = sa.Column("_kho_deleted_at", sa.DateTime(timezone=True),
                        comment="Thời điểm bản ghi không còn trong bản chụp đầy đủ (UTC)")
 
 
-class SchemaChangeError(Exception):
+class LoadError(Exception):
+    """A batch that cannot be loaded as it is: a data fault, so retrying will not help."""
+
+
+class SchemaChangeError(LoadError):
     """The data or the contract no longer fits the table, and the contract does not allow this change."""
 
 

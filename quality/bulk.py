@@ -1,14 +1,15 @@
 """Column-at-a-time helpers for the validators' fast paths (quality.phone, citizen_id, taxcode).
 
 A 1M-row export has ~1M distinct phones and citizen IDs, so "once per distinct value" (text.map_unique) is
-still 1M Python calls. The validators settle the common shapes for the whole column with Arrow compute (RE2)
-and numpy, and send every value they cannot settle with certainty to their per-value function through
-map_unique; the result is identical to running the per-value function on every row.
+still 1M Python calls. Each validator has a `decide` function that settles the common shapes for a whole
+Arrow string array with Arrow compute (RE2) and numpy; `run` hands every value it leaves open to the
+validator's per-value function through map_unique, so the result is the per-value function's on every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,29 +17,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api.types import infer_dtype
 
-NULL = pa.scalar(None, pa.large_string())
+from quality.text import map_unique
+
+# decide(text) -> (fields, open): one array per output field (null where there is no value), row-aligned with
+# `text`, and a mask of the rows it could not settle (never a null row).
+Decide = Callable[[pa.Array], tuple[list[pa.Array], np.ndarray]]
+
+_SAMPLE = 4096  # values sampled to decide whether a column repeats enough to deduplicate first
 
 
 def text_column(values: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
-    """(large_string Arrow array holding each str value, null elsewhere; mask of the str rows).
-
-    None when the column cannot hold text (numbers, dates, categoricals): the caller goes per value.
-    """
+    """(large_string Arrow array of the str values, null elsewhere; mask of the rows that are neither str
+    nor a pandas string-dtype null, which go per value). None when the column cannot hold text."""
     if isinstance(values.dtype, pd.StringDtype):
         arr = pa.array(values.array, from_pandas=True)
         if isinstance(arr, pa.ChunkedArray):
             arr = arr.combine_chunks()
-        arr = arr.cast(pa.large_string())
-        return arr, np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        return arr.cast(pa.large_string()), np.zeros(len(values), dtype=bool)
     if values.dtype != object:
         return None
     raw = values.to_numpy(dtype=object)
     if infer_dtype(raw, skipna=True) in ("string", "empty"):
-        is_str = ~pd.isna(raw)
-    else:  # ints, floats, bytes beside the text: those rows go per value
-        is_str = np.fromiter((isinstance(v, str) for v in raw), dtype=bool, count=len(raw))
-        raw = np.where(is_str, raw, None)
-    return pa.array(raw, type=pa.large_string(), from_pandas=True), is_str
+        other = np.zeros(len(raw), dtype=bool)  # str or missing: missing stays null
+    else:  # ints, floats, bytes, NaT beside the text: those rows go per value
+        other = ~np.fromiter((isinstance(v, str) for v in raw), dtype=bool, count=len(raw))
+        raw = np.where(other, None, raw)
+    return pa.array(raw, type=pa.large_string(), from_pandas=True), other
 
 
 def matches(arr: pa.Array, pattern: str) -> np.ndarray:
@@ -48,14 +52,14 @@ def matches(arr: pa.Array, pattern: str) -> np.ndarray:
 
 
 def lengths(arr: pa.Array) -> np.ndarray:
-    """Code-unit lengths (bytes; equal to characters for the ASCII the fast paths admit); null -> -1."""
+    """Byte lengths (= characters for the ASCII the fast paths admit); null -> -1."""
     return np.asarray(pc.fill_null(pc.binary_length(arr), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def digits_int(arr: pa.Array, where: np.ndarray) -> np.ndarray:
-    """int64 value of the rows in `where` (each all ASCII digits, at most 18 of them), in row order."""
-    picked = arr.filter(pa.array(where))
-    return np.asarray(pc.cast(picked, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+def digits_int(arr: pa.Array, rows: np.ndarray) -> np.ndarray:
+    """int64 value of the rows in mask `rows` (each all ASCII digits, at most 18), in row order."""
+    return np.asarray(pc.cast(arr.filter(pa.array(rows)), pa.int64()).to_numpy(zero_copy_only=False),
+                      dtype=np.int64)
 
 
 def digit(numbers: np.ndarray, width: int, i: int) -> np.ndarray:
@@ -63,27 +67,56 @@ def digit(numbers: np.ndarray, width: int, i: int) -> np.ndarray:
     return numbers // 10 ** (width - 1 - i) % 10
 
 
-def assemble(
-    values: pd.Series,
-    fields: list[pa.Array],
-    rest: np.ndarray,
-    per_value: Callable[[pd.Series], tuple],
-) -> list[pd.Series]:
-    """Row-aligned "str" Series, one per field: the fast path's `fields` (null where it has no value), with
-    the `rest` rows replaced by `per_value(values[rest])` (a tuple of object arrays, one per field)."""
-    if rest.any():
-        slow = per_value(values[rest])
-        where = pa.array(rest)
-        fields = [
-            pc.replace_with_mask(field, where, pa.array(column, type=pa.large_string(), from_pandas=True))
-            for field, column in zip(fields, slow, strict=True)
-        ]
-    return [
-        pd.Series(pd.array(field, dtype="str"), index=values.index, name=values.name, copy=False)
-        for field in fields
-    ]
+def where(mask: np.ndarray, value: pa.Array | pa.Scalar) -> pa.Array:
+    """value (an array, or a scalar repeated) where mask, null elsewhere."""
+    null = pa.scalar(None, value.type)
+    return pc.if_else(pa.array(mask, type=pa.bool_()), value, null)
 
 
-def where(mask: np.ndarray, arr: pa.Array | pa.Scalar) -> pa.Array:
-    """arr (an array, or a scalar repeated) where mask, null elsewhere."""
-    return pc.if_else(pa.array(mask, type=pa.bool_()), arr, NULL)
+def replace_rows(arr: pa.Array, rows: np.ndarray, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """arr with the rows in mask `rows` replaced by fn(those rows)."""
+    if not rows.any():
+        return arr
+    mask = pa.array(rows)
+    return pc.replace_with_mask(arr, mask, fn(arr.filter(mask)))
+
+
+def _patch(fields: list[pa.Array], rows: np.ndarray, values: pd.Series, one: Callable[[Any], tuple]) -> list:
+    if not rows.any():
+        return fields
+    slow = map_unique(values, one, width=len(fields))
+    mask = pa.array(rows)
+    return [pc.replace_with_mask(f, mask, pa.array(col, type=f.type, from_pandas=True))
+            for f, col in zip(fields, slow, strict=True)]
+
+
+def _repetitive(arr: pa.Array) -> bool:
+    """True when a sample says most values repeat, so deciding once per distinct value pays off."""
+    if len(arr) <= 2 * _SAMPLE:
+        return False
+    sample = arr.take(pa.array(np.linspace(0, len(arr) - 1, _SAMPLE).astype(np.int64)))
+    return pc.count_distinct(sample).as_py() < _SAMPLE // 2
+
+
+def run(values: pd.Series, decide: Decide, one: Callable[[Any], tuple], types: list[pa.DataType]) -> list[pa.Array]:
+    """Row-aligned arrays of one(value)'s fields for every row (missing rows: null), via `decide` where it can."""
+    column = text_column(values)
+    if column is None:
+        return [pa.array(c, type=t, from_pandas=True)
+                for c, t in zip(map_unique(values, one, width=len(types)), types, strict=True)]
+    arr, other = column
+    if _repetitive(arr):
+        encoded = pc.dictionary_encode(arr)
+        uniques = encoded.dictionary
+        fields, open_ = decide(uniques)
+        fields = _patch(fields, open_, pd.Series(uniques.filter(pa.array(open_)).to_pylist(), dtype=object), one)
+        fields = [pc.take(f, encoded.indices) for f in fields]
+        return _patch(fields, other, values[other], one)
+    fields, open_ = decide(arr)
+    rows = open_ | other
+    return _patch(fields, rows, values[rows], one)
+
+
+def series(arr: pa.Array, like: pd.Series) -> pd.Series:
+    """A "str" Series on like's index and name."""
+    return pd.Series(pd.array(arr, dtype="str"), index=like.index, name=like.name, copy=False)

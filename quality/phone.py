@@ -77,10 +77,6 @@ def _one(value: Any) -> tuple[str | None, str | None]:
     return phone, None if phone or blank else INVALID
 
 
-def _per_value(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    return map_unique(values, _one, width=2)
-
-
 # ---------------------------------------------------------------- the column fast path
 #
 # normalize() decides the usual shapes for the whole column at once and gives every other value to _one:
@@ -158,48 +154,58 @@ def _vn_valid(nsn: pa.Array, candidate: np.ndarray) -> np.ndarray:
 _OLD = pa.array(list(OLD_MOBILE_PREFIXES), type=pa.large_string())
 _NEW = pa.array(list(OLD_MOBILE_PREFIXES.values()), type=pa.large_string())
 _EMPTY = pa.scalar("", pa.large_string())
+_PLUS84 = pa.scalar("+84", pa.large_string())
+_INVALID = pa.scalar(INVALID, pa.large_string())
 
 
-def _convert_old_prefixes(nsn: pa.Array) -> pa.Array:
-    """nsn with a 10-digit number's old 3-digit mobile prefix replaced (0162... -> 032...)."""
+def _convert_old_prefixes(nsn: pa.Array, rows: np.ndarray) -> pa.Array:
+    """nsn with a 10-digit number's old 3-digit mobile prefix replaced (0162... -> 032...), in mask `rows`."""
     old = pc.index_in(pc.utf8_slice_codeunits(nsn, 0, 3), value_set=_OLD)
-    hit = np.asarray(pc.is_valid(old).to_numpy(zero_copy_only=False), dtype=bool) & (bulk.lengths(nsn) == 10)
+    hit = rows & (bulk.lengths(nsn) == 10) & np.asarray(pc.is_valid(old).to_numpy(zero_copy_only=False), dtype=bool)
     if not hit.any():
         return nsn
     renamed = pc.binary_join_element_wise(pc.take(_NEW, old), pc.utf8_slice_codeunits(nsn, 3), _EMPTY)
     return pc.if_else(pa.array(hit), renamed, nsn)
 
 
+def _decide(arr: pa.Array) -> tuple[list[pa.Array], np.ndarray]:
+    """bulk.Decide for _one: (E.164, reason) for the usual shapes, the rest left open."""
+    fast = bulk.matches(arr, _FAST_TEXT)
+    text = bulk.replace_rows(arr, fast & bulk.matches(arr, r"[ .()/\-]"),
+                             lambda a: pc.replace_substring_regex(a, r"[ .()/\-]", ""))
+    shape = fast & bulk.matches(text, _SHAPE)
+    plus, zeros = (np.asarray(pc.fill_null(pc.starts_with(text, p), False).to_numpy(zero_copy_only=False), dtype=bool)
+                   for p in ("+", "00"))
+    international = plus | zeros
+    vn = shape & bulk.matches(text, r"^(?:(?:\+|00)84|84[0-9]{9,10}$)")  # +84, 0084, 84 + a 9/10-digit nsn
+    nsn = bulk.replace_rows(text, vn, lambda a: pc.replace_substring_regex(a, _VN_PREFIX, "", max_replacements=1))
+    trunk = shape & ~vn & ~international  # 0903..., or 903... when Excel dropped the 0
+    nsn = bulk.replace_rows(nsn, trunk & np.asarray(pc.fill_null(pc.starts_with(nsn, "0"), False)
+                                                     .to_numpy(zero_copy_only=False), dtype=bool),
+                            lambda a: pc.utf8_slice_codeunits(a, 1))
+    # foreign (+1 650...) and "+84 00..." (phonenumbers strips a second 0) are phonenumbers' to judge
+    domestic = (vn | trunk) & bulk.matches(nsn, r"^[1-9]")
+    nsn = _convert_old_prefixes(nsn, domestic)
+    ok = domestic & _vn_valid(nsn, domestic)
+    decided = (fast & ~shape) | domestic
+    e164 = pc.binary_join_element_wise(_PLUS84, nsn, _EMPTY)
+    return [bulk.where(ok, e164), bulk.where(decided & ~ok, _INVALID)], ~decided & ~np.asarray(
+        pc.is_null(arr).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_TYPES = [pa.large_string(), pa.large_string()]
+
+
 def normalize(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """(E.164 numbers, reason codes); missing input is not an error here."""
-    column = bulk.text_column(values) if _VN_RULE is not None else None
-    if column is None:
-        phones, reasons = _per_value(values)
+    """(E.164 numbers, reason codes); missing input is not an error here.
+
+    The usual shapes are settled for the whole column at once (_decide); every other value goes through
+    normalize_phone, once per distinct value. Same result as normalize_phone on every row."""
+    if _VN_RULE is None:
+        phones, reasons = map_unique(values, _one, width=2)
         return (
             pd.Series(phones, index=values.index, name=values.name, dtype="str"),
             pd.Series(reasons, index=values.index, name=values.name, dtype="str"),
         )
-    arr, is_str = column
-    fast = is_str & bulk.matches(arr, _FAST_TEXT)
-    text = pc.replace_substring_regex(arr, r"[ .()/\-]", "")
-    shape = fast & bulk.matches(text, _SHAPE)
-    international = bulk.matches(text, r"^(?:\+|00)")
-    vn = bulk.matches(text, r"^(?:(?:\+|00)84|84[0-9]{9,10}$)")  # +84, 0084, and 84 + a 9/10-digit nsn
-    nsn = pc.if_else(
-        pa.array(vn),
-        pc.replace_substring_regex(text, _VN_PREFIX, "", max_replacements=1),
-        pc.replace_substring_regex(text, r"^0", "", max_replacements=1),
-    )
-    # foreign (+1 650...) and "+84 00..." (phonenumbers strips a second 0) are phonenumbers' to judge
-    domestic = shape & (vn | ~international) & bulk.matches(nsn, r"^[1-9]")
-    nsn = _convert_old_prefixes(nsn)
-    ok = domestic & _vn_valid(nsn, domestic)
-    decided = (fast & ~shape) | domestic
-    e164 = pc.binary_join_element_wise(pa.scalar("+84", pa.large_string()), nsn, _EMPTY)
-    phones, reasons = bulk.assemble(
-        values,
-        [bulk.where(ok, e164), bulk.where(decided & ~ok, pa.scalar(INVALID, pa.large_string()))],
-        ~decided,
-        _per_value,
-    )
-    return phones, reasons
+    phones, reasons = bulk.run(values, _decide, _one, _TYPES)
+    return bulk.series(phones, values), bulk.series(reasons, values)

@@ -68,3 +68,15 @@ def run_datasets(data_dir: Path, *contracts, warehouse_url: str = ""):
 
     assets = [a for c in contracts for a in build_assets(c)]
     return materialize_landing(assets, resources(data_dir, warehouse_url), contracts)
+
+
+def query(data_dir: Path, sql: str):
+    """A query on the embedded SQLite warehouse of `data_dir`, as a DataFrame (connection closed after)."""
+    import pandas as pd
+
+    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
+    try:
+        with engine.connect() as conn:
+            return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
+    finally:
+        engine.dispose()

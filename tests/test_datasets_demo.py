@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
-import pandas as pd
-import sqlalchemy as sa
 
 from assets.contract import load_contracts
 from assets.demo import businesses, dossiers, health, hotline, permits
 from pipelines.cli import write_demo_exports
-from tests.conftest import run_datasets
+from tests.conftest import query, run_datasets
 
-
-def _query(data_dir: Path, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
-    try:
-        with engine.connect() as conn:
-            return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
-    finally:
-        engine.dispose()
 
 
 def test_demo_loads_every_dataset(data_dir, monkeypatch):
@@ -33,7 +22,7 @@ def test_demo_loads_every_dataset(data_dir, monkeypatch):
     assert os.environ[permit_env] == f"sqlite:///{written[-1]}"
 
     assert run_datasets(data_dir, *contracts).success
-    log = _query(data_dir, "SELECT * FROM kho_load_log").set_index("dataset")
+    log = query(data_dir, "SELECT * FROM kho_load_log").set_index("dataset")
     assert (log["status"] == "loaded").all()
     feedback = json.loads(written[3].read_text(encoding="utf-8"))["data"]["items"]
     steps_read, steps_bad = hotline.expected_steps(feedback)
@@ -51,8 +40,8 @@ def test_demo_loads_every_dataset(data_dir, monkeypatch):
     assert (log["rows_loaded"] > 0).all() and (log["rows_quarantined"] > 0).all()
 
     # The TCVN3 register reads back as Vietnamese, the SQL pull landed as a snapshot, the steps hang on their calls.
-    assert _query(data_dir, "SELECT count(*) AS n FROM co_so_y_te WHERE ten_co_so LIKE 'Bệnh viện%'")["n"][0] > 0
+    assert query(data_dir, "SELECT count(*) AS n FROM co_so_y_te WHERE ten_co_so LIKE 'Bệnh viện%'")["n"][0] > 0
     assert log.loc["giay_phep_xay_dung", "file_name"].startswith("so_xay_dung/giay_phep_xay_dung/giay_phep_xay_dung_full_")
-    orphans = _query(data_dir, "SELECT count(*) AS n FROM phan_anh_1022__buoc_xu_ly s WHERE NOT EXISTS "
+    orphans = query(data_dir, "SELECT count(*) AS n FROM phan_anh_1022__buoc_xu_ly s WHERE NOT EXISTS "
                                "(SELECT 1 FROM phan_anh_1022 p WHERE p.ma_phan_anh = s.ma_phan_anh)")
     assert orphans["n"][0] == 0

@@ -16,7 +16,7 @@ from dagster import materialize
 from assets.contract import CONTRACTS_DIR, load_contract
 from assets.demo.permits import DEFECTS, expected_quarantine, permit_table, update_permits, write_permit_source
 from assets.factory import build_assets
-from tests.conftest import MARIADB_URL, resources, run_datasets, server_unavailable
+from tests.conftest import MARIADB_URL, query, resources, run_datasets, server_unavailable
 
 PERMITS = load_contract(CONTRACTS_DIR / "giay_phep_xay_dung.yaml")
 ENV = PERMITS.format.url_env
@@ -24,14 +24,6 @@ ROWS = 40
 READ = ROWS + DEFECTS["duplicate_key_conflict"] // 2
 SNAPSHOTS = Path("landing/so_xay_dung/giay_phep_xay_dung")
 
-
-def _query(data_dir: Path, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
-    try:
-        with engine.connect() as conn:
-            return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
-    finally:
-        engine.dispose()
 
 
 def _contract(table: str):
@@ -68,46 +60,46 @@ def test_incremental_pulls_by_watermark(data_dir, source):
     assert first.success
     snapshots = sorted((data_dir / SNAPSHOTS).glob("*.csv"))
     assert [p.name for p in snapshots] == [f"giay_phep_xay_dung_full_{top:%Y%m%dT%H%M%S}.csv"]  # the whole table
-    log = _query(data_dir, "SELECT * FROM kho_load_log")
+    log = query(data_dir, "SELECT * FROM kho_load_log")
     assert log[["file_name", "rows_read", "rows_loaded", "rows_quarantined", "status"]].values.tolist() == [
         [str(snapshots[0].relative_to(data_dir / "landing")), READ, READ - expected_quarantine(),
          expected_quarantine(), "loaded"]]
-    manifest = _query(data_dir, "SELECT * FROM kho_raw_manifest")
+    manifest = query(data_dir, "SELECT * FROM kho_raw_manifest")
     assert (data_dir / "raw" / manifest.sha256[0][:2] / manifest.sha256[0]).read_bytes() == snapshots[0].read_bytes()
-    marks = _query(data_dir, "SELECT * FROM kho_source_watermarks")
+    marks = query(data_dir, "SELECT * FROM kho_source_watermarks")
     assert marks[["dataset", "watermark", "rows"]].values.tolist() == [
         ["giay_phep_xay_dung", str(top), READ]]
     assert url not in snapshots[0].read_text(encoding="utf-8") and url not in " ".join(log["message"].dropna())
 
     # The department adjusts two permits and issues two: only those four rows are pulled and merged.
-    loaded = sorted(_query(data_dir, "SELECT so_giay_phep FROM giay_phep_xay_dung")["so_giay_phep"])[:2]
+    loaded = sorted(query(data_dir, "SELECT so_giay_phep FROM giay_phep_xay_dung")["so_giay_phep"])[:2]
     fresh = update_permits(url, changed=[int(n[:5]) for n in loaded], new=2, at=dt.datetime(2026, 10, 5, 9, 0), table=contract.format.table)
     top2 = max(r["NgayCapNhat"] for r in fresh)
     assert run_datasets(data_dir, contract).success
     second = sorted(set((data_dir / SNAPSHOTS).glob("*.csv")) - set(snapshots))
     assert [p.name for p in second] == [f"giay_phep_xay_dung_{top:%Y%m%dT%H%M%S}_{top2:%Y%m%dT%H%M%S}.csv"]
     assert len(pd.read_csv(second[0], dtype=str)) == 4
-    curated = _query(data_dir, "SELECT * FROM giay_phep_xay_dung")
+    curated = query(data_dir, "SELECT * FROM giay_phep_xay_dung")
     assert curated["so_giay_phep"].is_unique
     assert len(curated) == READ - expected_quarantine() + 2
     changed = curated.set_index("so_giay_phep").loc[loaded]
     assert set(changed["trang_thai"]) == {"da_dieu_chinh"}
-    assert _query(data_dir, "SELECT watermark FROM kho_source_watermarks ORDER BY pulled_at")["watermark"].tolist() == [
+    assert query(data_dir, "SELECT watermark FROM kho_source_watermarks ORDER BY pulled_at")["watermark"].tolist() == [
         str(top), str(top2)]
 
     # Nothing changed: no snapshot, no load.
     assert run_datasets(data_dir, contract).success
     assert len(list((data_dir / SNAPSHOTS).glob("*.csv"))) == 2
-    assert len(_query(data_dir, "SELECT * FROM kho_load_log")) == 2
+    assert len(query(data_dir, "SELECT * FROM kho_load_log")) == 2
 
     # A full re-read is one setting on the raw asset: every row again, merged without duplicates.
     full = materialize(build_assets(contract), resources=resources(data_dir), raise_on_error=False,
                        run_config={"ops": {"giay_phep_xay_dung__raw": {"config": {"full_refresh": True}}}})
     assert full.success
-    log = _query(data_dir, "SELECT * FROM kho_load_log ORDER BY finished_at")
+    log = query(data_dir, "SELECT * FROM kho_load_log ORDER BY finished_at")
     assert log["rows_read"].tolist()[-1] == READ + 2
     assert log["file_name"].tolist()[-1].endswith(f"giay_phep_xay_dung_full_{top2:%Y%m%dT%H%M%S}.csv")
-    curated = _query(data_dir, "SELECT * FROM giay_phep_xay_dung")
+    curated = query(data_dir, "SELECT * FROM giay_phep_xay_dung")
     assert curated["so_giay_phep"].is_unique and len(curated) == READ - expected_quarantine() + 2
 
 
@@ -119,7 +111,7 @@ def test_source_faults_are_logged_without_the_url(data_dir, monkeypatch):
     monkeypatch.setenv(ENV, url)
     assert not run_datasets(data_dir, _contract("gpxd_khong_co")).success
 
-    log = _query(data_dir, "SELECT * FROM kho_load_log ORDER BY finished_at")
+    log = query(data_dir, "SELECT * FROM kho_load_log ORDER BY finished_at")
     assert log["status"].tolist() == ["failed", "failed"]
     assert f"${ENV}" in log["message"][0] and "is not set" in log["message"][0]
     assert "table 'gpxd_khong_co' does not exist" in log["message"][1]

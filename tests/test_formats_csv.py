@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from assets.contract import CONTRACTS_DIR, load_contract
 from assets.demo.health import HEADERS, expected_quarantine, facilities_text, write_facilities
 from assets.extract.encoding import encode
-from tests.conftest import run_datasets
+from tests.conftest import query, run_datasets
 
 FACILITIES = load_contract(CONTRACTS_DIR / "co_so_y_te.yaml")
 LANDING = Path("landing/so_y_te/co_so_y_te")
@@ -25,11 +24,6 @@ READ = ROWS + 1  # the seeded key conflict appends a twin row
 ENCODINGS = ["tcvn3", "vni", "viscii", "cp1258", "utf-16-le"]
 KEY = "kho-test-pseudonym-key-0123456789abcdef"
 
-
-def _query(data_dir: Path, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
-    with engine.connect() as conn:
-        return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
 
 
 def _archived(data_dir: Path, path: Path) -> Path:
@@ -78,13 +72,13 @@ def loaded(tmp_path_factory):
 def test_every_encoding_loads(loaded):
     data_dir, good, _, result = loaded
     assert len(result.results) == len(good) + 5  # one run per received file; the bad ones fail alone
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("file_name")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("file_name")
     for enc, path in good.items():
         row = log.loc[str(path.relative_to(data_dir / "landing"))]
         assert (row.rows_read, row.rows_loaded, row.rows_quarantined) == (
             READ, READ - expected_quarantine(), expected_quarantine()), enc
         assert row.check_outcome == "passed"
-    curated = _query(data_dir, "SELECT * FROM co_so_y_te")
+    curated = query(data_dir, "SELECT * FROM co_so_y_te")
     assert len(curated) == len(good) * (READ - expected_quarantine())
 
     # Every encoding decodes to exactly the text the department typed (NFC), tone marks and all.
@@ -104,7 +98,7 @@ def test_every_encoding_loads(loaded):
 
 def test_unreadable_files_fail_alone_with_file_place_and_reason(loaded):
     data_dir, _, bad, _ = loaded
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
     assert len(log) == len(bad)
     for case, (name, data, reason) in bad.items():
         row = log.loc[str(LANDING.relative_to("landing") / name)]
@@ -119,7 +113,7 @@ def test_unreadable_files_fail_alone_with_file_place_and_reason(loaded):
 
 def test_failed_files_are_not_retried(loaded):
     data_dir, _, bad, _ = loaded
-    before = _query(data_dir, "SELECT * FROM kho_load_log")
+    before = query(data_dir, "SELECT * FROM kho_load_log")
     again = run_datasets(data_dir, FACILITIES)
     assert again.success and again.results == []  # nothing new: no run at all
-    assert len(_query(data_dir, "SELECT * FROM kho_load_log")) == len(before)
+    assert len(query(data_dir, "SELECT * FROM kho_load_log")) == len(before)

@@ -9,14 +9,12 @@ import io
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from assets.contract import CONTRACTS_DIR, load_contract
 from assets.demo.businesses import DEFECTS, HEADERS, SHEET, business_rows, expected_quarantine, write_businesses
 from assets.demo.govexcel import write_gov_xls, write_gov_xlsx
-from tests.conftest import run_datasets
+from tests.conftest import query, run_datasets
 
 FIRMS = load_contract(CONTRACTS_DIR / "dang_ky_doanh_nghiep.yaml")
 # The same contract for a district office whose system still writes .xls.
@@ -28,14 +26,6 @@ READ = ROWS + DEFECTS["duplicate_row"]
 KEY = "kho-test-pseudonym-key-0123456789abcdef"
 LEAVES = [leaf for h in HEADERS for leaf in (h[1] if isinstance(h, tuple) else [h])]
 
-
-def _query(data_dir: Path, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
-    try:
-        with engine.connect() as conn:
-            return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
-    finally:
-        engine.dispose()
 
 
 def _workbook(**changes) -> bytes:
@@ -83,14 +73,14 @@ def test_government_workbook_loads(loaded):
     data_dir, good, xls, _, xlsx_runs, xls_runs = loaded
     assert xls_runs.success
     assert [r.success for r in xlsx_runs.results] == [False] * 4 + [True]  # May-August fail, October loads
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("file_name")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("file_name")
     row = log.loc[str(good.relative_to(data_dir / "landing"))]
     assert (row.rows_read, row.rows_loaded, row.rows_quarantined) == (
         READ, READ - expected_quarantine(), expected_quarantine())
     row = log.loc[str(xls.relative_to(data_dir / "landing"))]
     assert (row.rows_read, row.rows_quarantined) == (READ, expected_quarantine())
 
-    curated = _query(data_dir, "SELECT * FROM dang_ky_doanh_nghiep")
+    curated = query(data_dir, "SELECT * FROM dang_ky_doanh_nghiep")
     assert set(curated["ky"]) == {"2026-09", "2026-10"}
     assert curated["ma_so_thue"].str.fullmatch(r"03\d{8}").all()  # text: the leading zero stays
     assert (curated["von_dieu_le"] % 1_000_000 == 0).all() and curated["von_dieu_le"].min() >= 100_000_000
@@ -99,7 +89,7 @@ def test_government_workbook_loads(loaded):
     assert old_to_new["Phường Tân Định"] == {"26737"} and old_to_new["Phường Bến Nghé"] == {"26740"}
     assert curated["nguoi_dai_dien"].str.startswith("ps_").all()  # personal: pseudonyms only
 
-    q = _query(data_dir, "SELECT * FROM quarantine_dang_ky_doanh_nghiep")
+    q = query(data_dir, "SELECT * FROM quarantine_dang_ky_doanh_nghiep")
     q = q[q["_kho_file_sha256"] == hashlib.sha256(good.read_bytes()).hexdigest()]
     assert len(q) == expected_quarantine()
     reasons = q["_kho_reasons"].str.split(";").explode().str.split(":").str[0].value_counts().to_dict()
@@ -119,7 +109,7 @@ def test_government_workbook_loads(loaded):
 
 def test_unreadable_workbooks_fail_alone(loaded):
     data_dir, _, _, bad, _, _ = loaded
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
     assert len(log) == len(bad)
     for case, (name, data, reason, place) in bad.items():
         row = log.loc[str(LANDING.relative_to("landing") / name)]

@@ -9,29 +9,19 @@ import json
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from assets.contract import CONTRACTS_DIR, load_contract
 from assets.demo.hotline import (
     DEFECTS, STEP_DEFECTS, expected_quarantine, expected_steps, feedback_document, feedback_items, write_feedback,
 )
-from tests.conftest import run_datasets
+from tests.conftest import query, run_datasets
 
 HOTLINE = load_contract(CONTRACTS_DIR / "phan_anh_1022.yaml")
 LANDING = Path("landing/trung_tam_1022/phan_anh_1022")
 ROWS = 80
 KEY = "kho-test-pseudonym-key-0123456789abcdef"
 
-
-def _query(data_dir: Path, sql: str) -> pd.DataFrame:
-    engine = sa.create_engine(f"sqlite:///{data_dir / 'warehouse.sqlite'}")
-    try:
-        with engine.connect() as conn:
-            return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
-    finally:
-        engine.dispose()
 
 
 def _dump(doc) -> bytes:
@@ -78,14 +68,14 @@ def test_feedback_and_its_steps_load(loaded):
     read = len(items)
     steps_read, steps_bad = expected_steps(items)
 
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("dataset")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'loaded'").set_index("dataset")
     assert log.loc["phan_anh_1022", ["rows_read", "rows_loaded", "rows_quarantined"]].tolist() == [
         read, read - expected_quarantine(), expected_quarantine()]
     assert log.loc["phan_anh_1022__buoc_xu_ly", ["rows_read", "rows_loaded", "rows_quarantined"]].tolist() == [
         steps_read, steps_read - steps_bad, steps_bad]
 
-    calls = _query(data_dir, "SELECT * FROM phan_anh_1022")
-    steps = _query(data_dir, "SELECT * FROM phan_anh_1022__buoc_xu_ly")
+    calls = query(data_dir, "SELECT * FROM phan_anh_1022")
+    steps = query(data_dir, "SELECT * FROM phan_anh_1022__buoc_xu_ly")
     assert len(calls) == read - expected_quarantine() and len(steps) == steps_read - steps_bad
     assert set(steps["ma_phan_anh"]) <= set(calls["ma_phan_anh"])  # no orphan step
     assert not steps.duplicated(["ma_phan_anh", "thu_tu"]).any()
@@ -97,12 +87,12 @@ def test_feedback_and_its_steps_load(loaded):
                                          "An ninh trật tự", "Điện, nước"}
     assert calls["so_dien_thoai"].str.startswith("ps_").all()
 
-    q = _query(data_dir, "SELECT * FROM quarantine_phan_anh_1022__buoc_xu_ly")
+    q = query(data_dir, "SELECT * FROM quarantine_phan_anh_1022__buoc_xu_ly")
     codes = q["_kho_reasons"].str.split(";").explode().value_counts().to_dict()
     assert codes["invalid_date:thoi_gian"] == STEP_DEFECTS["invalid_date"]
     assert codes["unknown_value:hanh_dong"] == STEP_DEFECTS["unknown_value"]
     assert codes["parent_rejected"] == steps_bad - sum(STEP_DEFECTS.values())  # every step of a rejected call
-    parents = _query(data_dir, "SELECT * FROM quarantine_phan_anh_1022")
+    parents = query(data_dir, "SELECT * FROM quarantine_phan_anh_1022")
     assert len(parents) == expected_quarantine()
     assert (parents["_kho_reasons"] == "duplicate_row").sum() == DEFECTS["duplicate_row"]
 
@@ -119,14 +109,14 @@ def test_a_new_export_of_the_month_replaces_calls_and_steps(loaded):
     sha = hashlib.sha256(newer.read_bytes()).hexdigest()
     items = json.loads(newer.read_text(encoding="utf-8"))["data"]["items"]
     steps_read, steps_bad = expected_steps(items)
-    steps = _query(data_dir, "SELECT * FROM phan_anh_1022__buoc_xu_ly")
+    steps = query(data_dir, "SELECT * FROM phan_anh_1022__buoc_xu_ly")
     assert set(steps["_kho_file_sha256"]) == {sha} and len(steps) == steps_read - steps_bad
-    assert set(_query(data_dir, "SELECT * FROM phan_anh_1022")["_kho_file_sha256"]) == {sha}
+    assert set(query(data_dir, "SELECT * FROM phan_anh_1022")["_kho_file_sha256"]) == {sha}
 
 
 def test_dumps_that_do_not_fit_the_contract_fail_alone(loaded):
     data_dir, _, bad, _ = loaded
-    log = _query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
+    log = query(data_dir, "SELECT * FROM kho_load_log WHERE status = 'failed'").set_index("file_name")
     assert len(log) == len(bad)
     for case, (name, data, reason, place) in bad.items():
         row = log.loc[str(LANDING.relative_to("landing") / name)]

@@ -10,6 +10,7 @@ from datetime import date
 
 import pytest
 
+from assets.warehouse import LoadError
 from tests.load_support import contract, dataset_name, load, open_warehouse, rows, sha, stamp
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres), "duckdb", "generic"]
@@ -117,6 +118,6 @@ def test_scd2_versions_only_real_changes(wh, lake):
 def test_a_batch_with_a_key_twice_is_refused_and_changes_nothing(wh, lake):
     c = contract(dataset_name(), "merge")
     load(wh, lake, c, "s1.csv", OCT, "L1")
-    with pytest.raises(ValueError, match="primary key more than once"):
+    with pytest.raises(LoadError, match="primary key more than once"):
         load(wh, lake, c, "s2.csv", [OCT_V2[0], OCT_V2[0]], "L2")
     assert rows(wh, c, ["ma_co_so", "so_giuong", "_kho_load_id"]) == [("CS01", 120, "L1"), ("CS02", 10, "L1")]

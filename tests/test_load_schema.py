@@ -102,5 +102,5 @@ def test_postgres_tables_and_columns_carry_the_vietnamese_descriptions(request, 
         "ngay_cap_nhat": "Ngày cập nhật", "so_bac_si": "Số bác sĩ",  # added by evolve, with its comment
         "_kho_load_id": "Mã lần nạp", "_kho_file_sha256": "Mã băm SHA-256 của tệp nguồn",
         "_kho_row": "Dòng trong tệp nguồn", "_kho_loaded_at": "Thời điểm nạp (UTC)",
-        "valid_from": "Phiên bản có hiệu lực từ (UTC)", "valid_to": "Phiên bản hết hiệu lực lúc (UTC); trống: hiện hành",
-        "is_current": "Phiên bản hiện hành"}
+        "valid_from": "Phiên bản có hiệu lực từ (UTC)",
+        "valid_to": "Phiên bản hết hiệu lực lúc (UTC); trống: hiện hành", "is_current": "Phiên bản hiện hành"}

@@ -1,0 +1,583 @@
+"""kho against its limit, plain GX, a naive pandas chain and dlt, on one generated one-stop dossier export.
+
+    .venv/bin/python bench/run.py --rows 1000000 [--runs N] [--pg postgresql+psycopg://postgres@127.0.0.1:5432/test]
+                                  [--dagster] [--docs] [--paths kho,limit,gx,naive,dlt] [--out bench/RESULTS.md]
+
+The CSV comes from the demo generator (assets.demo.dossiers: 18 columns, Vietnamese text with 30% NFD names,
+dd/mm/yyyy dates, `1.234.567` fees, 10-digit tax codes, counted defects) and is cached under KHO_BENCH_CACHE
+(default /tmp/kho-bench). Each path runs in its own subprocess (so its peak RSS is its own), N times; the
+median is reported. Paths:
+
+- kho: what the Dagster assets call, without Dagster: assets.flow.extract_files -> clean_batch -> validate
+  (quality.gx: the contract's GX suite, vectorised where GX's answer can be reproduced exactly) ->
+  assets.load.write_quarantine -> load_curated (pseudonyms, Parquet zstd lake, SQL by ADBC). With --docs the
+  validation also renders its Data Docs page (imports GX). --dagster adds the same through dagster materialize.
+- limit: pyarrow.csv read -> Arrow compute cleaning (dates, trim+NFC, numbers, dedupe) -> Parquet zstd ->
+  ADBC ingest. No validation, no quarantine, no pseudonyms: the floor for this hardware.
+- gx: the same contract suite in plain GX 1.x (pandas engine, result_format COMPLETE) on kho's cleaned frame
+  (preparing the frame is not timed; importing GX is reported separately).
+- naive: pandas read_csv -> pandas cleaning -> the same suite in GX (COMPLETE) -> DataFrame.to_sql.
+- dlt: dlt (if installed: `pip install -e '.[bench]'`) loading the same file through its Arrow path (pyarrow
+  read with every column pinned to text, Parquet load files; no cleaning, no validation).
+
+SQLite always; PostgreSQL with --pg: kho loads into a scratch database (its zones are schemas), the other paths
+into a scratch schema of the given database; both are dropped afterwards. Prints the table and the ratios the
+README quotes, and writes them to bench/RESULTS.md (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATASET = "ho_so_tthc"
+MONTH = date(2026, 10, 1)
+PATHS = ("kho", "limit", "gx", "naive", "dlt")
+T = time.perf_counter
+
+
+# ---------------------------------------------------------------- shared helpers
+
+
+def contract():
+    from assets.contract import CONTRACTS_DIR, load_contract
+
+    return load_contract(CONTRACTS_DIR / f"{DATASET}.yaml")
+
+
+def header_names() -> dict[str, str]:
+    """The export's headers -> the contract's column names."""
+    from assets.demo.dossiers import HEADERS
+
+    c = contract()
+    by_header = {h: name for name, col in c.columns.items() for h in col.headers}
+    return {h: by_header[h] for h in HEADERS}
+
+
+def pg_urls(url: str) -> dict[str, str]:
+    """One PostgreSQL URL in the spellings each client wants."""
+    import sqlalchemy as sa
+
+    u = sa.engine.make_url(url)
+    libpq = u.set(drivername="postgresql").render_as_string(hide_password=False)
+    dlt_url = u.set(drivername="postgresql", password=u.password or "unused").render_as_string(hide_password=False)
+    return {"sqlalchemy": u.render_as_string(hide_password=False), "libpq": libpq, "dlt": dlt_url}
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+
+    def __call__(self, name: str, fn, *args, **kwargs):
+        t = T()
+        out = fn(*args, **kwargs)
+        self.steps[name] = self.steps.get(name, 0.0) + T() - t
+        return out
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- paths (run inside a worker process)
+
+
+def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import hashlib
+
+    import sqlalchemy as sa
+
+    from assets import flow, load
+    from assets.warehouse import Warehouse, now
+
+    c = contract()
+    sha = hashlib.sha256(csv.read_bytes()).hexdigest()
+    files = [{"archive_path": str(csv), "file_name": csv.name, "sha256": sha}]
+    work = Path(tempfile.mkdtemp(prefix="kho-bench-"))
+    scratch = None
+    try:
+        if db == "postgresql":
+            scratch = f"kho_bench_{uuid.uuid4().hex[:10]}"
+            admin = sa.create_engine(pg_urls(pg)["sqlalchemy"], isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+            url = pg_urls(pg)["sqlalchemy"].rsplit("/", 1)[0] + f"/{scratch}"
+        else:
+            url = f"sqlite:///{work / 'warehouse.sqlite'}"
+        wh = Warehouse(url)
+        t = Timer()
+        extracted, _ = t("extract", flow.extract_files, c, files)
+        cleaned = t("clean", flow.clean_batch, c, extracted)
+        v = t("validate", flow.validate, c, cleaned, docs_dir=str(work / "docs") if docs else None)
+        quarantined = t("quarantine", load.write_quarantine, wh, str(work / "lake"), c, v.frame, "bench", [sha])
+        rejected = int(v.frame["_kho_reasons"].notna().sum())
+        log = [{"load_id": "bench", "dataset": c.dataset, "department": c.department.code, "partition_key": None,
+                "file_name": csv.name, "file_sha256": sha, "rows_read": len(v.frame),
+                "rows_quarantined": rejected, "rows_loaded": len(v.frame) - rejected, "check_outcome": "passed",
+                "status": "loaded", "message": None, "started_at": now(), "finished_at": now()}]
+        loaded = t("load (pseudonyms, Parquet, SQL)", load.load_curated, wh, str(work / "lake"), c, v.frame,
+                   "bench", files, log)
+        wh.engine.dispose()
+        rows = getattr(loaded, "rows", loaded)
+        return t.steps, {"rows_in": len(v.frame), "rows_loaded": int(rows), "rows_quarantined": int(quarantined),
+                         "check_passed": bool(v.passed),
+                         "fast_expectations": sum(1 for r in v.results if r.exception is None)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if scratch:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def run_kho_dagster(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import sqlalchemy as sa
+    from dagster import FilesystemIOManager
+
+    from assets.factory import build_assets
+    from pipelines.resources import KhoResource, StagingIOManager
+    from pipelines.runs import materialize_landing
+
+    c = contract()
+    work = Path(tempfile.mkdtemp(prefix="kho-bench-dagster-"))
+    scratch = None
+    try:
+        landing = work / "landing" / Path(c.landing).parent
+        landing.mkdir(parents=True)
+        shutil.copyfile(csv, landing / "ho_so_2026_10.csv")
+        url = ""
+        if db == "postgresql":
+            scratch = f"kho_bench_{uuid.uuid4().hex[:10]}"
+            admin = sa.create_engine(pg_urls(pg)["sqlalchemy"], isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+            url = pg_urls(pg)["sqlalchemy"].rsplit("/", 1)[0] + f"/{scratch}"
+        resources = {"kho": KhoResource(data_dir=str(work), warehouse_url=url),
+                     "staging": StagingIOManager(data_dir=str(work)),
+                     "io_manager": FilesystemIOManager(base_dir=str(work / "staging" / "_dagster"))}
+        t = Timer()
+        result = t("dagster materialize (raw, clean, validated, curated)", materialize_landing,
+                   build_assets(c), resources, [c])
+        return t.steps, {"success": bool(result.success)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if scratch:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            admin.dispose()
+
+
+def _limit_clean(table, names: dict[str, str]):
+    """Arrow compute only: trim + NFC text, dd/mm/yyyy dates, `1.234.567` numbers, mapped values, dedupe."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from assets.clean import LOCAL_TZ  # noqa: F401  (same conventions as kho; dates stay dates)
+    from quality.text import key_text
+
+    c = contract()
+    table = table.rename_columns([names[h] for h in table.column_names])
+    cols = {}
+    for name in table.column_names:
+        col, spec = table[name], c.columns[name]
+        if spec.type == "date":
+            stamps = pc.strptime(col, format="%d/%m/%Y", unit="s", error_is_null=True)
+            cols[name] = pc.cast(stamps, pa.date32())
+        elif spec.type == "integer":
+            digits = pc.replace_substring(col, ".", "")
+            ok = pc.match_substring_regex(digits, r"^[0-9]+$")
+            cols[name] = pc.cast(pc.if_else(ok, digits, None), pa.int64())
+        else:
+            text = pc.utf8_normalize(pc.utf8_trim_whitespace(col), "NFC")
+            if spec.values:
+                lookup = {key_text(k): v for k, v in spec.values.items()}
+                keys = pc.unique(text).to_pylist()
+                mapped = {k: lookup.get(key_text(k)) for k in keys if k is not None}
+                idx = pc.index_in(text, value_set=pa.array(list(mapped)))
+                text = pc.take(pa.array(list(mapped.values()), type=pa.string()), idx)
+            cols[name] = text
+    out = pa.table(cols)
+    out = out.append_column("_row", pa.array(range(out.num_rows), type=pa.int64()))
+    first = out.group_by("ma_ho_so", use_threads=False).aggregate([("_row", "min")])["_row_min"]
+    return out.take(pc.sort_indices(first)).drop_columns(["_row"])
+
+
+def run_limit(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    names = header_names()
+    work = Path(tempfile.mkdtemp(prefix="kho-bench-limit-"))
+    schema = f"kho_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        t = Timer()
+        table = t("read (pyarrow.csv)", pacsv.read_csv, csv, convert_options=pacsv.ConvertOptions(
+            column_types={h: pa.string() for h in names}, strings_can_be_null=True))
+        table = t("clean (Arrow compute)", _limit_clean, table, names)
+        t("Parquet zstd", pq.write_table, table, work / "part.parquet", compression="zstd")
+
+        def ingest():
+            if db == "sqlite":
+                import adbc_driver_sqlite.dbapi as adbc
+
+                data = pa.table({n: (c.cast(pa.string()) if pa.types.is_date(c.type) else c)
+                                 for n, c in zip(table.column_names, table.columns)})  # SQLite has no date type
+                with adbc.connect(str(work / "limit.sqlite")) as conn, conn.cursor() as cur:
+                    cur.adbc_ingest(DATASET, data, mode="create")
+                    conn.commit()
+            else:
+                import adbc_driver_postgresql.dbapi as adbc
+
+                with adbc.connect(pg_urls(pg)["libpq"]) as conn, conn.cursor() as cur:
+                    cur.execute(f'CREATE SCHEMA "{schema}"')
+                    cur.adbc_ingest(DATASET, table, mode="create", db_schema_name=schema)
+                    conn.commit()
+
+        t("ADBC ingest", ingest)
+        return t.steps, {"rows_loaded": table.num_rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if db == "postgresql":
+            _drop_schema(pg, schema)
+
+
+def _drop_schema(pg: str, schema: str) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_urls(pg)["sqlalchemy"])
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def _gx_validate(frame, suite_specs: list[dict]):
+    """Plain GX 1.x: ephemeral context, pandas datasource, the suite, result_format COMPLETE."""
+    import great_expectations as gx
+
+    from quality.gx import _gx_expectation, _register_custom_expectations
+
+    _register_custom_expectations()  # the contract's custom expectations (tax code, ward code) are GX classes
+    context = gx.get_context(mode="ephemeral")
+    batch = (context.data_sources.add_pandas("bench").add_dataframe_asset("dossiers")
+             .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame}))
+    suite = gx.ExpectationSuite(name="bench")
+    for i, spec in enumerate(suite_specs):
+        suite.add_expectation(_gx_expectation(spec, i))
+    return batch.validate(suite, result_format={"result_format": "COMPLETE"})
+
+
+def run_gx(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import numpy as np
+
+    from assets import flow
+    from assets.extract.csv import REASONS
+
+    c = contract()
+    files = [{"archive_path": str(csv), "file_name": csv.name, "sha256": "bench"}]
+    cleaned = flow.clean_batch(c, flow.extract_files(c, files)[0])
+    alive = np.flatnonzero(cleaned[REASONS].isna().to_numpy())
+    typed = cleaned[list(c.columns)].iloc[alive].reset_index(drop=True)
+    del cleaned
+    t = Timer()
+    result = t("GX validate (pandas, COMPLETE)", _gx_validate, typed, c.suite())
+    return t.steps, {"rows_in": len(typed), "success": bool(result.success)}
+
+
+def _naive_clean(df):
+    import pandas as pd
+
+    from quality.text import key_text
+
+    c = contract()
+    df = df.rename(columns=header_names())
+    for name, spec in c.columns.items():
+        if name not in df:
+            df[name] = None
+            continue
+        if spec.type == "date":
+            df[name] = pd.to_datetime(df[name], format="%d/%m/%Y", errors="coerce").dt.date
+        elif spec.type == "integer":
+            df[name] = pd.to_numeric(df[name].str.replace(".", "", regex=False), errors="coerce").astype("Int64")
+        else:
+            df[name] = df[name].str.strip().str.normalize("NFC")
+            if spec.values:
+                lookup = {key_text(k): v for k, v in spec.values.items()}
+                df[name] = df[name].map(lambda v: lookup.get(key_text(v)) if isinstance(v, str) else None)
+    return df.drop_duplicates(subset=c.primary_key, keep="first").reset_index(drop=True)
+
+
+def run_naive(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import pandas as pd
+    import sqlalchemy as sa
+
+    c = contract()
+    work = Path(tempfile.mkdtemp(prefix="kho-bench-naive-"))
+    schema = f"kho_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        if db == "sqlite":
+            engine, target = sa.create_engine(f"sqlite:///{work / 'naive.sqlite'}"), None
+        else:
+            engine, target = sa.create_engine(pg_urls(pg)["sqlalchemy"]), schema
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        t = Timer()
+        df = t("read (pandas)", pd.read_csv, csv, dtype=str, keep_default_na=False, na_values=[""],
+               encoding="utf-8-sig")
+        df = t("clean (pandas)", _naive_clean, df)
+        result = t("GX validate (pandas, COMPLETE)", _gx_validate, df[list(c.columns)], c.suite())
+        t("to_sql", df.to_sql, DATASET, engine, schema=target, if_exists="replace", index=False, chunksize=50_000)
+        engine.dispose()
+        return t.steps, {"rows_loaded": len(df), "gx_success": bool(result.success)}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if db == "postgresql":
+            _drop_schema(pg, schema)
+
+
+def run_dlt(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+    import dlt
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = header_names()
+    work = Path(tempfile.mkdtemp(prefix="kho-bench-dlt-"))
+    schema = f"kho_bench_{uuid.uuid4().hex[:10]}"
+    os.environ["DLT_DATA_DIR"] = str(work)
+    os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
+    try:
+        def dossiers():
+            yield pacsv.read_csv(csv, convert_options=pacsv.ConvertOptions(
+                column_types={h: pa.string() for h in names}, strings_can_be_null=True))
+
+        if db == "sqlite":
+            destination = dlt.destinations.sqlalchemy(credentials=f"sqlite:///{work / 'dlt.sqlite'}")
+        else:
+            destination = dlt.destinations.postgres(credentials=pg_urls(pg)["dlt"])
+        pipeline = dlt.pipeline(pipeline_name=f"kho_bench_{uuid.uuid4().hex[:6]}", destination=destination,
+                                dataset_name=schema, pipelines_dir=str(work))
+        t = Timer()
+        info = t("dlt run (extract, normalize, load)", pipeline.run,
+                 dlt.resource(dossiers, name=DATASET, write_disposition="replace"), loader_file_format="parquet")
+        return t.steps, {"loaded": not info.has_failed_jobs}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if db == "postgresql":
+            _drop_schema(pg, schema)
+
+
+WORKERS = {"kho": run_kho, "kho+docs": run_kho, "kho_dagster": run_kho_dagster, "limit": run_limit, "gx": run_gx,
+           "naive": run_naive, "dlt": run_dlt}
+
+
+def worker(args) -> None:
+    t = T()
+    if args.worker.startswith("kho"):
+        import assets.flow  # noqa: F401
+        import assets.load  # noqa: F401
+    imports = {"kho modules": T() - t}
+    if args.worker in ("gx", "naive"):
+        t = T()
+        import great_expectations  # noqa: F401
+
+        imports["great_expectations"] = T() - t
+    if args.worker == "kho_dagster":
+        t = T()
+        import dagster  # noqa: F401
+
+        imports["dagster"] = T() - t
+    fn = WORKERS[args.worker]
+    runs = []
+    for _ in range(args.runs):
+        steps, info = fn(Path(args.csv), args.db, args.pg, args.worker == "kho+docs")
+        runs.append((steps, info))
+    totals = [sum(s.values()) for s, _ in runs]
+    steps = {k: statistics.median(s[k] for s, _ in runs) for k in runs[0][0]}
+    print("RESULT " + json.dumps({"path": args.worker, "db": args.db, "seconds": statistics.median(totals),
+                                  "all_seconds": totals, "steps": steps, "info": runs[-1][1], "imports": imports,
+                                  "peak_rss_mb": peak_mb()}), flush=True)
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def dossier_csv(rows: int) -> tuple[Path, int]:
+    from assets.demo.dossiers import DEFECTS, write_dossiers
+
+    cache = Path(os.environ.get("KHO_BENCH_CACHE", "/tmp/kho-bench"))
+    path = cache / f"dossiers-{rows}-{MONTH:%Y%m}.csv"
+    if not path.exists():
+        t = T()
+        tmp = path.with_suffix(".tmp")
+        write_dossiers(tmp, rows=rows, month=MONTH)
+        tmp.replace(path)
+        print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in {T() - t:.0f} s", flush=True)
+    read = rows + DEFECTS["duplicate_row"] + DEFECTS["duplicate_key_conflict"] // 2
+    return path, read
+
+
+def spawn(path: str, db: str, csv: Path, runs: int, pg: str | None) -> dict | None:
+    env = dict(os.environ)
+    env.setdefault("KHO_PSEUDONYM_KEY", secrets.token_hex(32))  # a throwaway key: pseudonyms are computed
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--db", db, "--csv", str(csv),
+           "--runs", str(runs)] + (["--pg", pg] if pg else [])
+    print(f"-- {path} on {db} ...", flush=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            out = json.loads(line[7:])
+            print(f"   {out['seconds']:.2f} s  (" + ", ".join(f"{k} {v:.2f}" for k, v in out["steps"].items())
+                  + f")  peak {out['peak_rss_mb']:.0f} MB", flush=True)
+            return out
+    print(f"   FAILED (exit {proc.returncode})\n{proc.stderr[-3000:]}", flush=True)
+    return {"path": path, "db": db, "error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
+            f"exit {proc.returncode}"}
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("pandas", "pyarrow", "duckdb", "great_expectations", "sqlalchemy", "adbc-driver-sqlite",
+                 "adbc-driver-postgresql", "dagster", "dlt"):
+        try:
+            out.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            out.append(f"{name} (not installed)")
+    return ", ".join(out)
+
+
+def _pg_version(pg: str) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_urls(pg)["sqlalchemy"])
+    with engine.connect() as conn:
+        v = conn.execute(sa.text("SHOW server_version")).scalar()
+    engine.dispose()
+    return f"PostgreSQL {v}"
+
+
+def ratios(res: dict[str, dict], db: str) -> list[tuple[str, float | None, str, str]]:
+    def s(path):
+        r = res.get((path, db)) or res.get((path, "-"))
+        return r.get("seconds") if r and "seconds" in r else None
+
+    kho, limit, gx, naive, dlt = s("kho"), s("limit"), s("gx"), s("naive"), s("dlt")
+    out = []
+
+    def add(name, num, den, need, test):
+        value = num / den if num and den else None
+        ok = "—" if value is None or not test else ("yes" if test(value) else "NO")
+        out.append((name, value, need, ok))
+
+    add("kho / (limit + plain GX)", kho, (limit + gx) if limit and gx else None, "<= 1.25", lambda v: v <= 1.25)
+    add("naive / kho", naive, kho, ">= 5", lambda v: v >= 5)
+    add("dlt / kho", dlt, kho, "> 1", lambda v: v > 1)
+    add("kho / limit", kho, limit, "aim <= 2", lambda v: v <= 2)
+    return out
+
+
+def report(res: dict, dbs: list[str], rows: int, csv: Path, args, started: str, load: tuple) -> str:
+    lines = [
+        "# kho benchmark results",
+        "",
+        f"Measured {started} with `{' '.join(['python', 'bench/run.py'] + sys.argv[1:])}` "
+        f"on {os.cpu_count()} cores, {os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB, "
+        f"Python {platform.python_version()}; {_versions()}"
+        + (f"; {_pg_version(args.pg)}" if args.pg else "") + ".",
+        f"Input: {csv.name}, {rows:,} rows read, {csv.stat().st_size / 1e6:.0f} MB, 18 columns (assets.demo.dossiers). "
+        f"Median of {args.runs} run(s) per path, each path in its own process. "
+        f"Load average before/after: {load[0]} / {load[1]} (the machine is shared: trust ratios more than seconds).",
+        "",
+    ]
+    for db in dbs:
+        lines += [f"## {db}", "", "| path | seconds | rows/s | peak RSS MB | steps (s) |", "|---|---:|---:|---:|---|"]
+        for path in ("kho", "kho+docs", "kho_dagster", "limit", "gx", "naive", "dlt"):
+            r = res.get((path, db)) or (res.get((path, "-")) if path == "gx" else None)
+            if not r:
+                continue
+            if "error" in r:
+                lines.append(f"| {path} | failed | | | {r['error'][:200]} |")
+                continue
+            steps = "; ".join(f"{k} {v:.2f}" for k, v in r["steps"].items())
+            imports = "; ".join(f"import {k} {v:.1f}" for k, v in r["imports"].items() if v > 0.05)
+            lines.append(f"| {path} | {r['seconds']:.2f} | {rows / r['seconds']:,.0f} | {r['peak_rss_mb']:.0f} | "
+                         f"{steps}{' (not timed: ' + imports + ')' if imports else ''} |")
+        lines += ["", "| ratio | measured | required | met |", "|---|---:|---|---|"]
+        for name, value, need, ok in ratios(res, db):
+            lines.append(f"| {name} | {'n/a' if value is None else f'{value:.2f}'} | {need} | {ok} |")
+        lines.append("")
+    lines += [
+        "Paths: kho = assets.flow extract/clean/validate + assets.load quarantine/curated (pseudonyms, Parquet zstd, "
+        "ADBC), as the assets call them, without Dagster; kho+docs = the same with the Data Docs page rendered "
+        "(imports GX); kho_dagster = the same through dagster materialize; limit = pyarrow.csv + Arrow compute "
+        "cleaning + Parquet zstd + ADBC ingest; gx = the contract's suite in plain GX (pandas, COMPLETE) on kho's "
+        "cleaned frame; naive = pandas read + pandas cleaning + GX + to_sql; dlt = dlt's Arrow path (text columns, "
+        "Parquet load files), no cleaning or validation. Import times are reported apart and not in the seconds.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=None, help="runs per path (median); default 1 from 1M rows, else 3")
+    ap.add_argument("--pg", default=None, help="PostgreSQL URL, e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test")
+    ap.add_argument("--paths", default=",".join(PATHS))
+    ap.add_argument("--dagster", action="store_true", help="also run kho through dagster materialize")
+    ap.add_argument("--docs", action="store_true", help="also run kho with its Data Docs page")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"), help="Markdown file ('' for none)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--db", help=argparse.SUPPRESS)
+    ap.add_argument("--csv", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    args.runs = args.runs or (1 if args.rows >= 1_000_000 else 3)
+    if args.worker:
+        return worker(args)
+
+    started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    csv, rows = dossier_csv(args.rows)
+    paths = [p for p in args.paths.split(",") if p]
+    if "dlt" in paths:
+        try:
+            import dlt  # noqa: F401
+        except ImportError:
+            print("dlt is not installed (pip install -e '.[bench]'): skipping it", flush=True)
+            paths.remove("dlt")
+    load_before = os.getloadavg()
+    dbs = ["sqlite"] + (["postgresql"] if args.pg else [])
+    res: dict = {}
+    if "gx" in paths:
+        res[("gx", "-")] = spawn("gx", "-", csv, args.runs, args.pg)
+    for db in dbs:
+        extra = (["kho+docs"] if args.docs else []) + (["kho_dagster"] if args.dagster else [])
+        for path in [p for p in paths if p != "gx"] + (extra if "kho" in paths else []):
+            res[(path, db)] = spawn(path, db, csv, args.runs, args.pg)
+    load_after = os.getloadavg()
+    text = report(res, dbs, rows, csv, args, started,
+                  tuple(f"{a:.1f}" for a in (load_before[0], load_after[0])))
+    print("\n" + text)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
