@@ -153,7 +153,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
             else:
                 batch = _keyed_file(kho, contract, unique, context.partition_key)
             if parts is not None and not batch:
-                raise Failure(description=f"{ds}: no export for {context.partition_key} under "
+                raise Failure(description=f"{ds}: no export for {_partition(context)} under "
                                           f"landing/{contract.landing}", allow_retries=False)
             frame = pd.DataFrame(batch, columns=[f for f in ("dataset", "department", "file_name", "size",
                                                              "sha256", "received_at", "archive_path")])
@@ -238,14 +238,15 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
                 if row["rows_read"] != row["rows_loaded"] + row["rows_quarantined"]:
                     raise Failure(f"{ds}: rows read != loaded + quarantined for {row['file_name']}: {row}",
                                   allow_retries=False)
+            run_id, hashes = context.run.run_id, [f["sha256"] for f in files]
             try:
                 # Child tables first: if one fails, the parent's load-log row is not written and the files stay pending.
                 for child, rows in children.validated_children(contract, validated, files):
-                    load.write_quarantine(kho.warehouse, kho.lake_root, child, rows, context.run.run_id, [f["sha256"] for f in files])
-                    load.load_curated(kho.warehouse, kho.lake_root, child, rows, context.run.run_id, files,
-                                      _log_rows(kho, child, context.run.run_id, files, rows, "loaded", None, write=False,
+                    load.write_quarantine(kho.warehouse, kho.lake_root, child, rows, run_id, hashes)
+                    load.load_curated(kho.warehouse, kho.lake_root, child, rows, run_id, files,
+                                      _log_rows(kho, child, run_id, files, rows, "loaded", None, write=False,
                                                 partition=_partition(context)))
-                loaded = load.load_curated(kho.warehouse, kho.lake_root, contract, validated, context.run.run_id, files, log)
+                loaded = load.load_curated(kho.warehouse, kho.lake_root, contract, validated, run_id, files, log)
             except MissingKey as e:  # personal data and no KHO_PSEUDONYM_KEY: nothing written, files stay pending
                 raise Failure(description=str(e), allow_retries=False) from None
             return MaterializeResult(metadata={

@@ -28,21 +28,28 @@ _SAMPLE = 4096  # values sampled to decide whether a column repeats enough to de
 
 def text_column(values: pd.Series) -> tuple[pa.Array, np.ndarray] | None:
     """(large_string Arrow array of the str values, null elsewhere; mask of the rows that are neither str
-    nor a pandas string-dtype null, which go per value). None when the column cannot hold text."""
-    if isinstance(values.dtype, pd.StringDtype):
-        arr = pa.array(values.array, from_pandas=True)
-        if isinstance(arr, pa.ChunkedArray):
-            arr = arr.combine_chunks()
-        return arr.cast(pa.large_string()), np.zeros(len(values), dtype=bool)
-    if values.dtype != object:
+    nor a string-dtype null, which go per value). None when the column cannot hold text, or Arrow cannot
+    hold it (lone surrogates): then every value goes per value."""
+    try:
+        if isinstance(values.dtype, pd.StringDtype) or (
+            isinstance(values.dtype, pd.ArrowDtype)
+            and pa.types.is_string(values.dtype.pyarrow_dtype) | pa.types.is_large_string(values.dtype.pyarrow_dtype)
+        ):
+            arr = pa.array(values.array, from_pandas=True)
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            return arr.cast(pa.large_string()), np.zeros(len(values), dtype=bool)
+        if values.dtype != object:
+            return None
+        raw = values.to_numpy(dtype=object)
+        if infer_dtype(raw, skipna=True) in ("string", "empty"):
+            other = np.zeros(len(raw), dtype=bool)  # str or missing: missing stays null
+        else:  # ints, floats, bytes, NaT beside the text: those rows go per value
+            other = ~np.fromiter((isinstance(v, str) for v in raw), dtype=bool, count=len(raw))
+            raw = np.where(other, None, raw)
+        return pa.array(raw, type=pa.large_string(), from_pandas=True), other
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
         return None
-    raw = values.to_numpy(dtype=object)
-    if infer_dtype(raw, skipna=True) in ("string", "empty"):
-        other = np.zeros(len(raw), dtype=bool)  # str or missing: missing stays null
-    else:  # ints, floats, bytes, NaT beside the text: those rows go per value
-        other = ~np.fromiter((isinstance(v, str) for v in raw), dtype=bool, count=len(raw))
-        raw = np.where(other, None, raw)
-    return pa.array(raw, type=pa.large_string(), from_pandas=True), other
 
 
 def matches(arr: pa.Array, pattern: str) -> np.ndarray:
@@ -90,28 +97,30 @@ def _patch(fields: list[pa.Array], rows: np.ndarray, values: pd.Series, one: Cal
             for f, col in zip(fields, slow, strict=True)]
 
 
-def _repetitive(arr: pa.Array) -> bool:
+def _repetitive(values: pd.Series) -> bool:
     """True when a sample says most values repeat, so deciding once per distinct value pays off."""
-    if len(arr) <= 2 * _SAMPLE:
+    if len(values) <= 4 * _SAMPLE:
         return False
-    sample = arr.take(pa.array(np.linspace(0, len(arr) - 1, _SAMPLE).astype(np.int64)))
-    return pc.count_distinct(sample).as_py() < _SAMPLE // 2
+    sample = values.iloc[np.linspace(0, len(values) - 1, _SAMPLE).astype(np.int64)]
+    return sample.nunique() < _SAMPLE // 2
 
 
 def run(values: pd.Series, decide: Decide, one: Callable[[Any], tuple], types: list[pa.DataType]) -> list[pa.Array]:
     """Row-aligned arrays of one(value)'s fields for every row (missing rows: null), via `decide` where it can."""
+    if not _repetitive(values):
+        return _run(values, decide, one, types)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # as map_unique: each distinct value once
+    fields = _run(pd.Series(uniques), decide, one, types)
+    indices = pa.array(codes, mask=codes < 0)
+    return [pc.take(f, indices) for f in fields]
+
+
+def _run(values: pd.Series, decide: Decide, one: Callable[[Any], tuple], types: list[pa.DataType]) -> list[pa.Array]:
     column = text_column(values)
     if column is None:
         return [pa.array(c, type=t, from_pandas=True)
                 for c, t in zip(map_unique(values, one, width=len(types)), types, strict=True)]
     arr, other = column
-    if _repetitive(arr):
-        encoded = pc.dictionary_encode(arr)
-        uniques = encoded.dictionary
-        fields, open_ = decide(uniques)
-        fields = _patch(fields, open_, pd.Series(uniques.filter(pa.array(open_)).to_pylist(), dtype=object), one)
-        fields = [pc.take(f, encoded.indices) for f in fields]
-        return _patch(fields, other, values[other], one)
     fields, open_ = decide(arr)
     rows = open_ | other
     return _patch(fields, rows, values[rows], one)

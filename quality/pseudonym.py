@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import os
 import re
 import unicodedata
@@ -81,13 +80,34 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     if not isinstance(key, bytes) or len(key) < MIN_KEY_BYTES:
         raise MissingKey(f"pseudonymisation key is too short: {_HELP}")
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    base = hmac.new(key, digestmod=hashlib.sha256)  # keyed once; copies skip re-deriving the pads
+    inner, outer = _hmac_pads(key)
     out = np.full(len(uniques) + 1, None, dtype=object)  # slot -1: missing rows
-    for i, value in enumerate(uniques):
-        mac = base.copy()
-        mac.update(_canonical(value))
-        out[i] = PREFIX + mac.hexdigest()[:HEX_CHARS]
+    # HMAC-SHA256 (RFC 2104) from pre-keyed SHA-256 states: a million IDs in ~1.5 s instead of ~4 s through
+    # hmac.HMAC objects; tests/test_fastcheck_clean.py checks it against hmac.new for short and long keys.
+    for i, message in enumerate(_messages(uniques)):
+        h = inner.copy()
+        h.update(message)
+        o = outer.copy()
+        o.update(h.digest())
+        out[i] = PREFIX + o.hexdigest()[:HEX_CHARS]
     return pd.Series(out[codes], index=values.index, name=values.name, dtype="str")
+
+
+_IPAD, _OPAD = bytes(x ^ 0x36 for x in range(256)), bytes(x ^ 0x5C for x in range(256))
+
+
+def _hmac_pads(key: bytes) -> tuple[Any, Any]:
+    """SHA-256 states after absorbing key^ipad and key^opad: HMAC's two keyed halves."""
+    block = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    return hashlib.sha256(block.translate(_IPAD)), hashlib.sha256(block.translate(_OPAD))
+
+
+def _messages(uniques: Any) -> list[bytes]:
+    """_canonical of each distinct value; plain printable ASCII text (IDs, E.164 phones) is its own NFC and has
+    nothing to strip, so it is only encoded."""
+    items = uniques.tolist() if hasattr(uniques, "tolist") else list(uniques)
+    return [v.encode("ascii") if type(v) is str and v.isascii() and v.isprintable() and v == v.strip()
+            else _canonical(v) for v in items]
 
 
 def normalise(values: pd.Series, column_type: str) -> pd.Series:

@@ -102,7 +102,8 @@ def test_a_failed_run_alerts_on_every_channel(data_dir, channels):
     frame.loc[frame.index[:60], "Ngày tiếp nhận"] = "32/10/2026"  # most rows unreadable: the GX check fails
     path.write_bytes(frame.to_csv(index=False).encode("utf-8-sig"))
     with instance_for_test() as instance:
-        (result,) = materialize_landing(build_assets(DOSSIERS), resources(data_dir), [DOSSIERS], instance=instance).results
+        runs = materialize_landing(build_assets(DOSSIERS), resources(data_dir), [DOSSIERS], instance=instance)
+        (result,) = runs.results
         assert not result.success
         failure = next(e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE)
         context = build_run_status_sensor_context(

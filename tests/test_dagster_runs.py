@@ -47,8 +47,13 @@ def test_a_failed_gx_check_blocks_downstream_until_fixed(data_dir):
     # eager() alone is the known trap: it would load a batch whose blocking check failed.
     naive = map_asset_specs(lambda s: s.replace_attributes(automation_condition=AutomationCondition.eager()), assets)
     period = partitions_def(DOSSIERS).get_last_partition_key()  # eager() looks at the latest period only
+
+    def evaluate(assets, instance, cursor=None):  # one tick of the automation sensor
+        return evaluate_automation_conditions(Definitions(assets=assets, resources=resources(data_dir)), instance,
+                                              cursor=cursor)
+
     with instance_for_test() as instance:
-        ours, trap = (evaluate_automation_conditions(Definitions(assets=a, resources=resources(data_dir)), instance) for a in (assets, naive))
+        ours, trap = (evaluate(a, instance) for a in (assets, naive))
 
         _export(data_dir, period, bad=True)
         failed = materialize(assets, partition_key=period, resources=resources(data_dir), instance=instance,
@@ -58,17 +63,16 @@ def test_a_failed_gx_check_blocks_downstream_until_fixed(data_dir):
         assert not check.passed and check.partition == period  # the check result belongs to the period
         assert CURATED not in {e.asset_key for e in failed.get_asset_materialization_events()}
 
-        ours = evaluate_automation_conditions(Definitions(assets=assets, resources=resources(data_dir)), instance, cursor=ours.cursor)
+        ours = evaluate(assets, instance, ours.cursor)
         assert ours.get_requested_partitions(CURATED) == set()  # held back by the failed check
-        trap = evaluate_automation_conditions(Definitions(assets=naive, resources=resources(data_dir)), instance,
-                                              cursor=trap.cursor)
+        trap = evaluate(naive, instance, trap.cursor)
         assert trap.get_requested_partitions(CURATED) == {period}
 
         _export(data_dir, period)  # the department sends a corrected file
         fixed = materialize(assets, partition_key=period, resources=resources(data_dir), instance=instance,
                             selection=[a.key for a in assets if a.key != CURATED])
         assert [c.passed for c in fixed.get_asset_check_evaluations()] == [True]
-        ours = evaluate_automation_conditions(Definitions(assets=assets, resources=resources(data_dir)), instance, cursor=ours.cursor)
+        ours = evaluate(assets, instance, ours.cursor)
         assert ours.get_requested_partitions(CURATED) == {period}  # now it flows downstream
 
 

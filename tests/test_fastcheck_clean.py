@@ -120,3 +120,26 @@ def test_date_fast_path_equals_parse_dates():
     assert [None if pd.isna(v) else v for v in got] == [None if pd.isna(v) else v for v in want]
     present = text.notna().to_numpy()
     assert (got_bad[present] == want_bad[present]).all()
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, bytes(range(64)), bytes(range(65)), b"x" * 200])
+def test_pseudonyms_are_hmac_sha256(key):
+    import datetime as dt
+    import hashlib
+    import hmac
+
+    from quality.pseudonym import HEX_CHARS, PREFIX, pseudonymise
+
+    values = pd.Series(["079052123456", "+84903123456", " padded ", "Nguyễn Văn Hoà",
+                        unicodedata.normalize("NFD", "Hoà"), "a\tb", None, "079052123456", ""], dtype=object)
+    got = pseudonymise(values, key)
+
+    def reference(v):
+        if v is None:
+            return None
+        text = unicodedata.normalize("NFC", str(v)).strip()
+        return PREFIX + hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()[:HEX_CHARS]
+
+    assert [None if pd.isna(v) else v for v in got] == [reference(v) for v in values]
+    dates = pd.Series([dt.date(2026, 10, 1), None], dtype=object)
+    assert pseudonymise(dates, key)[0] == PREFIX + hmac.new(key, b"2026-10-01", hashlib.sha256).hexdigest()[:HEX_CHARS]

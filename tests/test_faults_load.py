@@ -60,7 +60,7 @@ def _lake_rows(lake: Path, zone: str, dataset: str) -> int:
     if not files:
         return 0
     return duckdb.sql(f"SELECT count(*) FROM read_parquet('{lake}/{zone}/{dataset}/**/*.parquet', "
-                      "hive_partitioning=true)").fetchone()[0]
+                      "hive_partitioning=true)").fetchall()[0][0]
 
 
 def _hidden(lake: Path) -> list[Path]:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import multiprocessing as mp
+import threading
 import time
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from assets.warehouse import Warehouse
 from tests.load_support import OCT, OCT_V2, contract, dataset_name, load, open_warehouse, rows, run_load, sha
 
 
@@ -86,3 +88,19 @@ def test_two_loads_of_one_table_run_one_after_the_other(wh, tmp_path):
     # Interleaved, both would have seen no current version and opened one each: CS01 twice current.
     assert rows(wh, c, ["ma_co_so", "so_giuong", "is_current", "_kho_load_id"]) == [
         ("CS01", 120, False, "A"), ("CS01", 150, True, "B"), ("CS02", 10, True, "A"), ("CS03", 5, True, "B")]
+
+
+def test_a_sqlite_load_waits_for_sqlalchemy_connections_open_in_its_process(tmp_path):
+    """Two copies of SQLite in one process must not have the file open at once (warehouse._Gate)."""
+    wh = Warehouse(f"sqlite:///{tmp_path / 'kho.sqlite'}")
+    c = contract(dataset_name(), "append")
+    reader = wh.engine.connect()
+    reader.exec_driver_sql("SELECT 1")
+    loading = threading.Thread(target=load, args=(wh, str(tmp_path / "lake"), c, "oct.csv", OCT, "L1"))
+    loading.start()
+    time.sleep(0.5)
+    assert loading.is_alive()  # at the gate
+    reader.close()
+    loading.join(30)
+    assert not loading.is_alive()
+    assert rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L1"), ("CS02", "L1")]

@@ -1,10 +1,13 @@
 import random
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from stdnum.vn import mst
 
-from quality.taxcode import is_valid_tax_code, normalize, normalize_tax_code
+from quality import bulk
+from quality.taxcode import INVALID, _decide, _one, is_valid_tax_code, normalize, normalize_tax_code
+from quality.text import map_unique
 
 WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
@@ -89,3 +92,54 @@ def test_normalize_series_reasons():
     assert reasons.iloc[4] == "invalid_tax_code"
     assert reasons.drop(index=4).isna().all()  # missing is not this rule's business
     assert codes.name == "ma_so_thue" and codes.index.equals(raw.index)
+
+
+# ---------------------------------------------------------------- the column fast path against the per-value rule
+
+
+def _generated_codes(rng: random.Random) -> list:
+    """Valid and wrong check digits, remainder 0, sequential 0000000, branches, CCCDs, separators, junk."""
+    digits = lambda n: "".join(rng.choice("0123456789") for _ in range(n))  # noqa: E731
+    codes = []
+    for _ in range(800):
+        prefix = digits(9)
+        codes += [prefix + rng.choice("0123456789"), prefix + mst.calc_check_digit(prefix)[-1]]
+    codes += [f"{d}{d2}0000000{c}" for d in "0123" for d2 in "0123" for c in "0123456789"]  # never issued
+    codes += [c + rng.choice(["000", "001", digits(3)]) for c in rng.sample(codes, 600)]  # 13-digit branch form
+    codes += [c[:10] + "-" + c[10:] for c in codes[-300:]]
+    codes += [f"0{p:02d}{rng.randrange(4)}{digits(8)}" for p in range(100) for _ in range(3)]  # 12 digits: CCCD or not
+    codes += [digits(rng.choice([0, 1, 9, 11, 14, 15])) for _ in range(200)]
+    separate = [lambda t: t, lambda t: f" {t} ", lambda t: f"{t[:2]}.{t[2:5]}.{t[5:]}", lambda t: f"{t[:4]} {t[4:]}",
+                lambda t: f"{t[:4]}-{t[4:]}", lambda t: f"{t[:10]} - {t[10:]}", lambda t: f"-{t}", lambda t: f"{t}-"]
+    out = [rng.choice(separate)(c) for c in codes]
+    junk = ["", " ", "  ", ".", "-", " . ", "0100109106\t", "0100109106\u00a0", "\u00a00100109106", "01001091O6",
+            "0100109106/001", "0100109106_001", "０１００１０９１０６", "0100109106--001", "0100109106-0001", "0100,109,106"]
+    return out + junk + [None, float("nan"), pd.NA, 100109106, 100109106.0, 300588569, True]
+
+
+def _listed(s: pd.Series) -> list:
+    return [None if pd.isna(v) else v for v in s]
+
+
+@pytest.mark.parametrize("dedupe", [False, True])
+@pytest.mark.parametrize("dtype", [object, "str"])
+def test_fast_path_equals_the_per_value_rule(dtype, dedupe, monkeypatch):
+    monkeypatch.setattr(bulk, "_repetitive", lambda values: dedupe)
+    values = _generated_codes(random.Random(1998))
+    if dtype == "str":
+        values = [v for v in values if v is None or isinstance(v, str)]
+    assert len(values) > 3000
+    raw = pd.Series(values, dtype=dtype, name="mst").set_axis(range(1, 1 + len(values)))
+    codes, reasons = normalize(raw)
+    want_codes, want_reasons = map_unique(raw, _one, width=2)  # normalize() before the fast path
+    assert codes.dtype == reasons.dtype == "str" and codes.index.equals(raw.index) and codes.name == "mst"
+    assert _listed(codes) == list(want_codes) and _listed(reasons) == list(want_reasons)
+    assert sum(c is not None for c in want_codes) > 500 and list(want_reasons).count(INVALID) > 1000
+    assert sum(isinstance(c, str) and "-" in c for c in want_codes) > 100  # branches
+
+
+def test_fast_path_settles_the_usual_shapes():
+    text = pa.array(["0100109106", "0100109107", "0100109106-001", "0100109106001", "0314409058 - 002", "01.00.112.437",
+                     "079085001234", "000085001234", "0100-109106", "", " ", None], type=pa.large_string())
+    assert not _decide(text)[1].any()
+    assert _decide(pa.array(["0100109106\u00a0", "01001091O6"], type=pa.large_string()))[1].all()
