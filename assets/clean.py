@@ -126,8 +126,8 @@ def _parse_numbers(text: pd.Series, integer: bool, style: str) -> tuple[pd.Serie
 def _mapped(text: pd.Series, values: dict[str, str]) -> tuple[pd.Series, np.ndarray]:
     lookup = {key_text(k): v for k, v in values.items()} | {key_text(v): v for v in values.values()}
     codes, uniques = pd.factorize(text, use_na_sentinel=True)
-    mapped = np.array([lookup.get(key_text(u)) for u in uniques] + [None], dtype=object)  # slot -1: missing
-    out = pd.Series(mapped[codes], index=text.index, name=text.name, dtype="str")
+    mapped = pa.array([lookup.get(key_text(u)) for u in uniques] + [None], type=pa.large_string())  # -1: missing
+    out = vector.series(mapped.take(pa.array(np.where(codes < 0, len(uniques), codes))), text)
     return out, (text.notna() & out.isna()).to_numpy()
 
 

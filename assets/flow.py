@@ -99,7 +99,7 @@ def validate(contract: Contract, cleaned: pd.DataFrame, docs_dir: str | None = N
             seen = r.exception or (f"{r.unexpected_percent:.1f}% of values unexpected"
                                    if r.unexpected_percent is not None else f"observed {r.observed_value}")
             problems.append(f"{r.expectation}{_args(r.kwargs)} failed ({seen})")
-    frame = cleaned.copy()
+    frame = cleaned.copy(deep=False)  # only REASONS is replaced below (copy-on-write keeps `cleaned` intact)
     frame[REASONS] = reasons.series(frame.index)
     share = float(frame[REASONS].notna().mean()) if len(frame) else 0.0
     if share > contract.quality.max_rejected_share:

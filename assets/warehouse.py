@@ -31,6 +31,7 @@ SQL_TYPES = {
     "datetime": lambda: sa.DateTime(timezone=True),
 }
 LOCK_WAIT_S = 600  # how long a SQLite load waits for another writer before giving up
+DDL_LOCK = int.from_bytes(hashlib.sha256(b"kho:ddl").digest()[:8], "big", signed=True)  # PostgreSQL advisory key
 
 PROVENANCE = [
     sa.Column("_kho_load_id", sa.Text, nullable=False, comment="Mã lần nạp"),
@@ -204,8 +205,15 @@ class Warehouse:
         )
 
     # ---- schema ------------------------------------------------------------------------------------
+    def _ddl_lock(self, conn: sa.Connection) -> None:
+        """PostgreSQL's CREATE ... IF NOT EXISTS is not safe against a concurrent twin (unique violation in the
+        catalogue): DDL from concurrent runs takes turns. Held until the transaction ends."""
+        if self.dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DDL_LOCK})
+
     def create(self, *tables: sa.Table) -> None:
         with self.transaction() as conn:
+            self._ddl_lock(conn)
             for schema in {t.schema for t in tables} - {None}:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
             for table in tables:
@@ -220,8 +228,9 @@ class Warehouse:
         """
         change = SchemaChange(self.name_of(table))
         with self.transaction() as conn:
-            if self.dialect == "postgresql":
+            if self.dialect == "postgresql":  # the table's lock first: waiting for it never blocks other DDL
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.lock_key(table)})
+            self._ddl_lock(conn)
             if table.schema:
                 conn.execute(sa.schema.CreateSchema(table.schema, if_not_exists=True))
             have = self._columns(conn, table)

@@ -12,7 +12,12 @@ Contracts carry expectations as plain data:
   when `docs_dir` is given, the path of this validation's Data Docs page.
 - `row_level(name)`: whether an expectation judges each row (map) or the batch (table/aggregate).
 
-GX (~3-5 s to import) is imported only inside the functions that validate.
+GX stays the definition of every expectation, but GX does not always run: quality.fastcheck evaluates the
+common expectation types vectorised, with GX's own semantics and result format (differential tests in
+tests/test_fastcheck.py), and GX itself evaluates the rest (engine="gx", or KHO_VALIDATION_ENGINE=gx, runs
+everything in GX). The Data Docs page is always rendered by GX, from the merged results.
+
+GX (~3-10 s to import) is imported only when an expectation needs it or a Data Docs page is asked for.
 Custom expectations `expect_column_values_to_be_valid_tax_code` and
 `expect_column_values_to_be_current_ward_code` are registered with GX on first use.
 """

@@ -168,23 +168,23 @@ def _convert_old_prefixes(nsn: pa.Array, rows: np.ndarray) -> pa.Array:
     return pc.if_else(pa.array(hit), renamed, nsn)
 
 
+def _starts(arr: pa.Array, prefix: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.starts_with(arr, prefix), False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 def _decide(arr: pa.Array) -> tuple[list[pa.Array], np.ndarray]:
     """bulk.Decide for _one: (E.164, reason) for the usual shapes, the rest left open."""
     fast = bulk.matches(arr, _FAST_TEXT)
     text = bulk.replace_rows(arr, fast & bulk.matches(arr, r"[ .()/\-]"),
                              lambda a: pc.replace_substring_regex(a, r"[ .()/\-]", ""))
     shape = fast & bulk.matches(text, _SHAPE)
-    plus, zeros = (np.asarray(pc.fill_null(pc.starts_with(text, p), False).to_numpy(zero_copy_only=False), dtype=bool)
-                   for p in ("+", "00"))
-    international = plus | zeros
+    international = _starts(text, "+") | _starts(text, "00")
     vn = shape & bulk.matches(text, r"^(?:(?:\+|00)84|84[0-9]{9,10}$)")  # +84, 0084, 84 + a 9/10-digit nsn
     nsn = bulk.replace_rows(text, vn, lambda a: pc.replace_substring_regex(a, _VN_PREFIX, "", max_replacements=1))
     trunk = shape & ~vn & ~international  # 0903..., or 903... when Excel dropped the 0
-    nsn = bulk.replace_rows(nsn, trunk & np.asarray(pc.fill_null(pc.starts_with(nsn, "0"), False)
-                                                     .to_numpy(zero_copy_only=False), dtype=bool),
-                            lambda a: pc.utf8_slice_codeunits(a, 1))
-    # foreign (+1 650...) and "+84 00..." (phonenumbers strips a second 0) are phonenumbers' to judge
-    domestic = (vn | trunk) & bulk.matches(nsn, r"^[1-9]")
+    nsn = bulk.replace_rows(nsn, trunk & _starts(nsn, "0"), lambda a: pc.utf8_slice_codeunits(a, 1))
+    # all digits now; foreign (+1 650...) and "+84 00..." (phonenumbers strips a second 0) are phonenumbers' to judge
+    domestic = (vn | trunk) & (bulk.lengths(nsn) > 0) & ~_starts(nsn, "0")
     nsn = _convert_old_prefixes(nsn, domestic)
     ok = domestic & _vn_valid(nsn, domestic)
     decided = (fast & ~shape) | domestic

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from quality import citizen_id, phone, taxcode
 from quality.fastcheck import cccd_ok, digit_matrix, mst_ok
-from quality.text import _clean_one, clean_text as _clean_text_py, map_unique
+from quality.text import _clean_one, clean_text as _clean_text_py
 
 
 _SIMPLE_TEXT = r"^[\x21-\x7e]+(?: [\x21-\x7e]+)*$"  # printable ASCII, single inner spaces: clean_text keeps it
@@ -47,7 +47,7 @@ def mask(arr: pa.Array, pattern: str) -> np.ndarray:
                       dtype=bool)
 
 
-def _series(arr: pa.Array, like: pd.Series) -> pd.Series:
+def series(arr: pa.Array, like: pd.Series) -> pd.Series:
     return pd.Series(pa.chunked_array([arr]).to_pandas().array, index=like.index, name=like.name, dtype="str")
 
 
@@ -64,9 +64,18 @@ def clean_text(values: pd.Series) -> pd.Series:
     if arr is None:
         return _clean_text_py(values)
     rest = ~mask(arr, _SIMPLE_TEXT) & values.notna().to_numpy()
-    if rest.any():
-        arr = _patch(arr, rest, map_unique(values[rest], _clean_one))  # clean_text, without a pandas detour
-    return _series(arr, values)
+    if rest.any():  # _clean_one once per distinct value, the rows rebuilt in Arrow
+        arr = pc.replace_with_mask(arr, pa.array(rest), per_distinct(arr.filter(pa.array(rest)), _clean_one))
+    return series(arr, values)
+
+
+def per_distinct(arr: pa.Array, fn) -> pa.Array:
+    """fn over the distinct values of a (null-free) string array, taken back to every row in Arrow."""
+    encoded = pc.dictionary_encode(arr)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    done = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type=arr.type)
+    return done.take(encoded.indices)
 
 
 def _slow_parts(values: pd.Series, rest: np.ndarray, normalize) -> tuple[list, list]:
@@ -83,7 +92,7 @@ def _combine(arr: pa.Array, ok: np.ndarray, bad: np.ndarray, rest: np.ndarray, v
     if rest.any():
         slow, why = _slow_parts(values, rest, normalize)
         result, reasons = _patch(result, rest, slow), _patch(reasons, rest, why)
-    return _series(result, values), _series(reasons, values)
+    return series(result, values), series(reasons, values)
 
 
 def _digits_ok(arr: pa.Array, where: np.ndarray, width: int, rule) -> np.ndarray:

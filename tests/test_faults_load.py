@@ -126,7 +126,7 @@ def test_kill_9_while_the_lake_file_is_written_leaves_no_partial_file(tmp_path):
     assert _lake_rows(lake, "curated", "so_lieu_lon") == 1000
 
     # A big replacement of the same period, killed as soon as its temporary Parquet file appears.
-    victim = _loader(tmp_path, 400_000, 2)
+    victim = _loader(tmp_path, 200_000, 2)
     folder = lake / "curated" / "so_lieu_lon" / "ky=2026-10"
     deadline = time.monotonic() + 60
     while not list(folder.glob(".*.tmp")):
@@ -145,11 +145,11 @@ def test_kill_9_while_the_lake_file_is_written_leaves_no_partial_file(tmp_path):
     assert _lake_rows(lake, "curated", "so_lieu_lon") == 1000
     assert _scalar(_sqlite(tmp_path), "SELECT count(*) FROM so_lieu_lon") == 1000  # never committed
 
-    again = _loader(tmp_path, 400_000, 2)
+    again = _loader(tmp_path, 200_000, 2)
     assert again.wait(120) == 0, again.stderr.read()
-    assert _lake_rows(lake, "curated", "so_lieu_lon") == 400_000
-    assert _scalar(_sqlite(tmp_path), "SELECT count(DISTINCT ma) FROM so_lieu_lon WHERE ma LIKE 'M2-%'") == 400_000
-    assert _scalar(_sqlite(tmp_path), "SELECT count(*) FROM so_lieu_lon") == 400_000
+    assert _lake_rows(lake, "curated", "so_lieu_lon") == 200_000
+    assert _scalar(_sqlite(tmp_path), "SELECT count(DISTINCT ma) FROM so_lieu_lon WHERE ma LIKE 'M2-%'") == 200_000
+    assert _scalar(_sqlite(tmp_path), "SELECT count(*) FROM so_lieu_lon") == 200_000
     assert not _hidden(lake)  # the killed load's temporary file is gone
 
 
@@ -162,9 +162,9 @@ def test_a_crash_after_the_sql_commit_does_not_leave_the_lake_behind(data_dir, m
     write_dossiers(data_dir / LANDING / "ho_so_2026_10.csv", rows=ROWS)
     publish = lake.PendingWrite.commit
 
-    def crash(self):
+    def crash(self):  # the state a kill -9 right after the SQL commit leaves: committed rows, unpublished files
         if any("/curated/" in str(dst) for _, dst in self.moves):
-            raise KeyboardInterrupt("the process died right after the SQL commit")  # no code runs after a kill -9
+            raise RuntimeError("simulated kill -9 between the SQL commit and the lake rename")
         publish(self)
 
     monkeypatch.setattr(lake.PendingWrite, "commit", crash)
@@ -423,8 +423,9 @@ def test_an_unwritable_lake_fails_clearly_and_leaves_the_warehouse_unchanged(dat
     blocker = data_dir / "mnt"
     blocker.write_text("not a folder", encoding="utf-8")
     lake = blocker / "lake"
-    res = resources(data_dir)
-    res["kho"] = res["kho"].model_copy(update={"lake_url": str(lake)})
+    from pipelines.resources import KhoResource
+
+    res = {**resources(data_dir), "kho": KhoResource(data_dir=str(data_dir), lake_url=str(lake))}
     from assets.factory import build_assets
     from pipelines.runs import materialize_landing
 

@@ -200,7 +200,7 @@ def damaged(draw):
 # ------------------------------------------------------------------------------------------------ tests
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=120, **SETTINGS)
 @given(case=structured())
 def test_structured_damage_is_quarantined_row_by_row(workdir, case):
     data, records, width = case
@@ -217,13 +217,13 @@ def test_structured_damage_is_quarantined_row_by_row(workdir, case):
     assert quarantined >= wrong_width + impossible - 0
 
 
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(data=damaged())
 def test_damaged_bytes_fail_clearly_or_are_accounted_for(workdir, data):
     run(workdir, DOSSIERS, data)
 
 
-@settings(max_examples=20, **SETTINGS)
+@settings(max_examples=30, **SETTINGS)
 @given(case=st.one_of(structured().map(lambda c: c[0]), damaged()))
 def test_full_flow_with_great_expectations(workdir, case):
     run(workdir, DOSSIERS, case, gx=True)

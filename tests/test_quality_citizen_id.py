@@ -109,7 +109,8 @@ def test_normalize_without_birth_dates_and_bad_inputs():
 
 # ---------------------------------------------------------------- the column fast path against the per-value rule
 
-SEPARATE = [lambda t: t, lambda t: f" {t} ", lambda t: f"{t[:3]} {t[3:6]} {t[6:]}", lambda t: f"{t[:3]}.{t[3:6]}.{t[6:]}",
+SEPARATE = [lambda t: t, lambda t: f" {t} ", lambda t: f"{t[:3]} {t[3:6]} {t[6:]}",
+            lambda t: f"{t[:3]}.{t[3:6]}.{t[6:]}",
             lambda t: f"{t[:3]}-{t[3:]}", lambda t: f"{t[:4]}..{t[4:]}", lambda t: f"-{t}-"]
 
 
