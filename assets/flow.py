@@ -128,6 +128,7 @@ def curated_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
 
     Raises quality.pseudonym.MissingKey when they carry personal data and KHO_PSEUDONYM_KEY is unset.
     """
-    good = frame[frame[REASONS].isna()]
     keep = list(contract.columns) + ([contract.partitioning.key] if contract.partitioning else [])
-    return privacy.protect(contract, good[keep + [ROW_COLUMN, FILE_COLUMN]].reset_index(drop=True))
+    # columns first, then rows: filtering the whole frame would also copy every _src_ original
+    good = frame.loc[frame[REASONS].isna().to_numpy(), keep + [ROW_COLUMN, FILE_COLUMN]]
+    return privacy.protect(contract, good.reset_index(drop=True))

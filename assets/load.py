@@ -44,7 +44,7 @@ class LoadResult:
 
 
 def with_provenance(frame: pd.DataFrame, load_id: str, loaded_at: datetime) -> pd.DataFrame:
-    frame = frame.copy()
+    frame = frame.copy(deep=False)  # two new columns only: copy-on-write keeps the caller's frame intact
     frame["_kho_load_id"] = load_id
     frame["_kho_loaded_at"] = loaded_at
     return frame

@@ -31,7 +31,9 @@ SQL_TYPES = {
     "datetime": lambda: sa.DateTime(timezone=True),
 }
 LOCK_WAIT_S = 600  # how long a SQLite load waits for another writer before giving up
-DDL_LOCK = int.from_bytes(hashlib.sha256(b"kho:ddl").digest()[:8], "big", signed=True)  # PostgreSQL advisory key
+# PostgreSQL advisory lock keys besides the per-table ones (Warehouse.lock_key)
+DDL_LOCK, WRITE_LOCK = (int.from_bytes(hashlib.sha256(k).digest()[:8], "big", signed=True)
+                        for k in (b"kho:ddl", b"kho:write"))
 
 PROVENANCE = [
     sa.Column("_kho_load_id", sa.Text, nullable=False, comment="Mã lần nạp"),
@@ -212,7 +214,7 @@ class Warehouse:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": DDL_LOCK})
 
     def create(self, *tables: sa.Table) -> None:
-        with self.transaction() as conn:
+        with self.transaction(serialize=False) as conn:
             self._ddl_lock(conn)
             for schema in {t.schema for t in tables} - {None}:
                 conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
@@ -227,7 +229,7 @@ class Warehouse:
         Runs under the table's load lock, so two first loads never race to create it.
         """
         change = SchemaChange(self.name_of(table))
-        with self.transaction() as conn:
+        with self.transaction(serialize=False) as conn:
             if self.dialect == "postgresql":  # the table's lock first: waiting for it never blocks other DDL
                 conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": self.lock_key(table)})
             self._ddl_lock(conn)
@@ -324,11 +326,15 @@ class Warehouse:
         return pa.Table.from_arrays(arrays, names=names)
 
     @contextmanager
-    def transaction(self) -> Iterator[sa.Connection]:
-        """A write transaction: on SQLite BEGIN IMMEDIATE, so two writers queue instead of deadlocking."""
+    def transaction(self, serialize: bool = True) -> Iterator[sa.Connection]:
+        """A write transaction. Writers take turns, so read-then-write code (the raw manifest, the load log) never
+        races a twin run: SQLite's BEGIN IMMEDIATE, on PostgreSQL an advisory lock held until COMMIT. Loads lock
+        per table instead (assets.session), and `prepare` / `create` take their own locks (serialize=False)."""
         with self.engine.connect() as conn:
             conn.execution_options(kho_write=True)
             with conn.begin():
+                if serialize and self.dialect == "postgresql":
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": WRITE_LOCK})
                 yield conn
 
     def insert(self, conn: sa.Connection, table: sa.Table, frame: pd.DataFrame) -> int:

@@ -157,10 +157,15 @@ def damaged(draw):
     """Byte-level damage: truncation, wrong encodings, junk, NUL bytes, BOMs in the middle, nothing but a header."""
     text = render(HEADERS, ROWS)
     base = text.encode("utf-8-sig")
-    kind = draw(st.sampled_from(["truncate", "encoding", "junk", "junk_inside", "nul", "bom", "header_only",
-                                 "text", "quote", "duplicate_header", "concatenated", "delimiter"]))
+    kind = draw(st.sampled_from(["truncate", "truncate_quoted", "encoding", "junk", "junk_inside", "nul", "bom",
+                                 "header_only", "text", "quote", "duplicate_header", "concatenated", "delimiter"]))
     if kind == "truncate":
         return base[: draw(st.integers(0, len(base) - 1))]
+    if kind == "truncate_quoted":  # every field quoted, as many systems export: a cut lands inside quotes
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerows([HEADERS, *ROWS])
+        quoted = buf.getvalue().encode("utf-8")
+        return quoted[: draw(st.integers(len(quoted) // 2, len(quoted) - 1))]
     if kind == "encoding":
         codec = draw(st.sampled_from(["utf-16-le", "utf-16-be", "utf-32", "latin-1", "cp1252", "shift_jis",
                                       "koi8-r", "ascii", "cp1258", "utf-7"]))
@@ -227,6 +232,32 @@ def test_damaged_bytes_fail_clearly_or_are_accounted_for(workdir, data):
 @given(case=st.one_of(structured().map(lambda c: c[0]), damaged()))
 def test_full_flow_with_great_expectations(workdir, case):
     run(workdir, DOSSIERS, case, gx=True)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 16, 25])  # inside "200.000", then inside "0792197544" and "079302689195"
+def test_an_export_cut_inside_a_quoted_field_is_refused(workdir, cut):
+    """A quoted field never closed runs to the end of the file: Arrow would read it (and every line after a stray
+    quote) as one value. Cut in the last field, the reader refuses the file, naming it and the line; cut earlier,
+    the short last record is quarantined (wrong_column_count) with its text."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_ALL).writerows([HEADERS, *ROWS])
+    data = buf.getvalue().rstrip("\r\n").encode("utf-8")[:-cut]
+    got = run(workdir, DOSSIERS, data)
+    if cut < 9:
+        assert got is None
+        with pytest.raises(ExportError, match="never closed") as info:
+            flow.extract_files(DOSSIERS, [{"archive_path": str(workdir / "export"), "file_name": NAME,
+                                           "sha256": "f" * 64}])
+        assert info.value.place == f"line {len(ROWS) + 1}"
+    else:
+        read, _, _, frame = got
+        assert read == len(ROWS)
+        last = frame[frame[ROW_COLUMN] == len(ROWS) + 1]
+        assert last[REASONS].str.contains("wrong_column_count").all() and len(last) == 1
+    # a stray quote opening the last field of the 3rd row: without the check, rows 4.. would vanish into it
+    lines = render(HEADERS, ROWS).split("\r\n")
+    lines[3] = lines[3].rsplit(",", 1)[0] + ',"' + lines[3].rsplit(",", 1)[1]
+    assert run(workdir, DOSSIERS, "\r\n".join(lines).encode("utf-8")) is None
 
 
 # ---- the other readers, same contract --------------------------------------------------------------------

@@ -121,3 +121,17 @@ def test_a_batch_with_a_key_twice_is_refused_and_changes_nothing(wh, lake):
     with pytest.raises(LoadError, match="primary key more than once"):
         load(wh, lake, c, "s2.csv", [OCT_V2[0], OCT_V2[0]], "L2")
     assert rows(wh, c, ["ma_co_so", "so_giuong", "_kho_load_id"]) == [("CS01", 120, "L1"), ("CS02", 10, "L1")]
+
+
+@pytest.mark.parametrize("load, problem", [
+    ({"mode": "append", "on_missing": "delete"}, "on_missing only applies to load.mode merge or scd2"),
+    ({"mode": "scd2", "on_missing": "delete"}, "scd2 keeps history"),
+    ({"mode": "merge", "tracked": ["ten_co_so"]}, "tracked only applies to load.mode scd2"),
+    ({"mode": "scd2", "tracked": ["ma_co_so"]}, "part of the primary_key"),
+    ({"mode": "scd2", "tracked": ["so_bac_si"]}, "not a column of the shared table"),
+])
+def test_contracts_state_load_options_that_fit_their_mode(load, problem):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=problem):
+        contract("t_contract", **load)

@@ -59,6 +59,22 @@ def sniff_delimiter(header: str, file: str) -> str:
         return best
 
 
+def _unterminated_quote(text: str, table: pa.Table, delimiter: str, file: str) -> None:
+    """Arrow reads a quoted field that is never closed to the end of the file, as one value: a truncated export,
+    or a stray quote swallowing every line after it, would load without a word. Such a field is the last value
+    read, so it is found at the end of the text: an opening quote at a field start, then the value to the end."""
+    if not table.num_rows or '"' not in text:
+        return
+    value = table.column(table.num_columns - 1)[table.num_rows - 1].as_py() or ""
+    raw = value.replace('"', '""')
+    start = len(text) - len(raw)  # where the value's text would begin
+    if start >= 1 and text[start - 1] == '"' and text.endswith(raw) \
+            and (start == 1 or text[start - 2] in (delimiter, "\n", "\r")):
+        raise ExportError(file, 'the file ends inside a quoted field (a " that is never closed): the export is '
+                          "truncated, or a stray quote would read every line after it as one value",
+                          f"line {text.count(chr(10), 0, start) + 1}")
+
+
 def read_csv(data: bytes, file: str, columns: dict[str, list[str]], required: set[str],
              encoding: str | None = None, delimiter: str | None = None) -> Extracted:
     if not data or data.isspace():  # = not data.strip(), without copying the file
@@ -97,6 +113,7 @@ def read_csv(data: bytes, file: str, columns: dict[str, list[str]], required: se
         )
     except pa.ArrowInvalid as e:
         raise ExportError(file, f"cannot parse as delimited text: {e}") from None
+    _unterminated_quote(text, table, delimiter, file)
 
     table = table.select([names[i] for i in mapping]).rename_columns(list(mapping.values()))
     table = pa.table([_nfc_cells(c) for c in table.columns], names=table.column_names)
