@@ -86,13 +86,20 @@ def fast_dates(text: pd.Series, with_time: bool) -> tuple[pd.Series, np.ndarray]
     arr = None if with_time else vector.text_array(text)
     if arr is None:
         return _parse_dates(text, with_time)
-    fixed = vector.mask(arr, r"^[0-9]{2}/[0-9]{2}/[0-9]{4}$")
     n = len(text)
     out = np.full(n, None, dtype=object)
     bad = np.ones(n, dtype=bool)
+    fixed = np.zeros(n, dtype=bool)  # dd/mm/yyyy exactly: ten bytes, '/' at 2 and 5, digits elsewhere
+    ten = np.flatnonzero(pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False) == 10)
+    if len(ten):
+        d = digit_matrix(arr.take(pa.array(ten)), 10)
+        sep = ord("/") - ord("0")
+        shape = (d[:, 2] == sep) & (d[:, 5] == sep) & ((d[:, [0, 1, 3, 4, 6, 7, 8, 9]] >= 0)
+                                                       & (d[:, [0, 1, 3, 4, 6, 7, 8, 9]] <= 9)).all(axis=1)
+        fixed[ten[shape]] = True
     pick = np.flatnonzero(fixed)
     if len(pick):
-        d = digit_matrix(arr.take(pa.array(pick)), 10)
+        d = d[shape]
         day, month = d[:, 0] * 10 + d[:, 1], d[:, 3] * 10 + d[:, 4]
         year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
         ok = (month >= 1) & (month <= 12) & (day >= 1) & (day <= 31) & (year >= 1900) & (year <= 2100)

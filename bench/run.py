@@ -303,8 +303,6 @@ def run_gx(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
 def _naive_clean(df):
     import pandas as pd
 
-    from quality.text import key_text
-
     c = contract()
     df = df.rename(columns=header_names())
     for name, spec in c.columns.items():
@@ -317,9 +315,8 @@ def _naive_clean(df):
             df[name] = pd.to_numeric(df[name].str.replace(".", "", regex=False), errors="coerce").astype("Int64")
         else:
             df[name] = df[name].str.strip().str.normalize("NFC")
-            if spec.values:
-                lookup = {key_text(k): v for k, v in spec.values.items()}
-                df[name] = df[name].map(lambda v: lookup.get(key_text(v)) if isinstance(v, str) else None)
+            if spec.values:  # the contract's spellings, as a dict lookup
+                df[name] = df[name].map(spec.values)
     return df.drop_duplicates(subset=c.primary_key, keep="first").reset_index(drop=True)
 
 

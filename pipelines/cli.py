@@ -71,16 +71,20 @@ def summary(data_dir: Path) -> str:
     wh = kho.warehouse
     wh.create(wh.load_log, wh.check_results)
     log, checks = wh.load_log, wh.check_results
-    lines = [f"{'dataset':<22}{'file':<28}{'read':>8}{'loaded':>8}{'quarant.':>9}  status"]
     with wh.engine.connect() as conn:
         last = sa.select(log.c.dataset, sa.func.max(log.c.finished_at).label("t")).group_by(log.c.dataset).subquery()
         rows = conn.execute(sa.select(log).join(last, (log.c.dataset == last.c.dataset)
-                                                & (log.c.finished_at == last.c.t)).order_by(log.c.dataset)).mappings()
+                                                & (log.c.finished_at == last.c.t)).order_by(log.c.dataset)).all()
+        width = max([len(r.dataset) for r in rows] + [7]) + 2
+        lines = [f"{'dataset':<{width}}{'file':<32}{'read':>8}{'loaded':>8}{'quarant.':>9}  status"]
         for r in rows:
-            lines.append(f"{r['dataset']:<22}{r['file_name'][-27:]:<28}{r['rows_read']:>8}{r['rows_loaded']:>8}"
-                         f"{r['rows_quarantined']:>9}  {r['status']}" + (f": {r['message']}" if r["message"] else ""))
-            lines.extend(_check_lines(conn, checks, r["load_id"], r["dataset"]))
-    lines += ["", f"warehouse: {wh.url}", f"lake:      {kho.lake}", f"data docs: {kho.docs}"]
+            lines.append(f"{r.dataset:<{width}}{r.file_name.rsplit('/', 1)[-1][-31:]:<32}{r.rows_read:>8}"
+                         f"{r.rows_loaded:>8}{r.rows_quarantined:>9}  {r.status}"
+                         + (f": {r.message}" if r.message else ""))
+            lines.extend(_check_lines(conn, checks, r.load_id, r.dataset))
+    lines += ["", f"warehouse:  {wh.url}", f"lake:       {kho.lake} (curated/, quarantine/, mart/)",
+              f"catalogue:  {kho.lake / 'catalogue.html'}", f"open data:  {kho.root / 'open_data'}",
+              f"data docs:  {kho.docs}"]
     return "\n".join(lines)
 
 
@@ -89,9 +93,11 @@ def _check_lines(conn, checks, load_id: str, dataset: str) -> list[str]:
                         .where(checks.c.dataset == dataset)).mappings()
     out = []
     for c in rows:
-        mark = "ok  " if c["success"] else ("warn" if c["severity"] == "warn" else "FAIL")
+        # A row rule that failed sent its rows to quarantine; only a failed batch rule blocks the load.
+        mark = ("ok  " if c["success"] else "warn" if c["severity"] == "warn"
+                else "rows" if c["unexpected_count"] else "FAIL")
         col = f" [{c['column_name']}]" if c["column_name"] else ""
-        bad = f" ({c['unexpected_count']} rows)" if c["unexpected_count"] else ""
+        bad = f" ({c['unexpected_count']} rows{' quarantined' if mark == 'rows' else ''})" if c["unexpected_count"] else ""
         out.append(f"    {mark} {c['expectation']}{col}{bad}")
     return out
 
@@ -121,7 +127,18 @@ def main(argv: list[str] | None = None) -> int:
                   "(demo only; real loads need KHO_PSEUDONYM_KEY)")
     ok = run_all(data_dir)
     print(summary(data_dir))
+    if args.command == "demo":
+        key = f"KHO_PSEUDONYM_KEY=$(cat {data_dir / 'demo.key'}) " if (data_dir / "demo.key").exists() else ""
+        print("\nTo load new files into this folder later (the demo set these for itself):\n"
+              f"  export {key}{_source_env()}\n  .venv/bin/kho run --data {data_dir}")
     return 0 if ok else 1
+
+
+def _source_env() -> str:
+    from assets.contract import load_contracts
+
+    names = sorted({c.format.url_env for c in load_contracts() if c.format.url_env})
+    return " ".join(f"{n}={os.environ[n]}" for n in names if n in os.environ)
 
 
 if __name__ == "__main__":

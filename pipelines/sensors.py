@@ -31,7 +31,8 @@ def landing_files(landing: Path, pattern: str) -> list[Path]:
     """Regular files under the contract's glob; symlinks and hidden files are left to the raw step to refuse."""
     root = landing.resolve()
     return [p for p in sorted(landing.glob(pattern))
-            if p.is_file() and not p.is_symlink() and not p.name.startswith(".") and p.resolve().is_relative_to(root)]
+            if p.is_file() and not p.is_symlink() and not p.name.startswith((".", "~$"))  # ~$: Office lock files
+            and p.resolve().is_relative_to(root)]
 
 
 def sha256(path: Path) -> str:

@@ -447,8 +447,12 @@ def resolve_series(codes: pd.Series, vintage: str) -> pd.DataFrame:
         "ung_vien": [";".join(r.candidates) or None for r in results],
         "ly_do": [r.reason for r in results],
     }
+    import pyarrow as pa
+
+    rows = pa.array(np.where(idx < 0, len(results) - 1, idx))  # Arrow take: no per-row Python objects
     return pd.DataFrame(
-        {name: pd.array(np.array(values, dtype=object)[idx], dtype="str") for name, values in columns.items()},
+        {name: pd.array(pa.array(values, type=pa.large_string()).take(rows), dtype="str")
+         for name, values in columns.items()},
         index=codes.index,
     )
 

@@ -42,6 +42,13 @@ def text_array(values: pd.Series) -> pa.Array | None:
     return arr.cast(pa.large_string()) if pa.types.is_string(arr.type) else arr
 
 
+def digits_of_length(arr: pa.Array) -> np.ndarray:
+    """Per value: its length when it is ASCII digits only ([0-9]+), else 0. No regex pass."""
+    digits = np.asarray(pc.fill_null(pc.ascii_is_decimal(arr), False).to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False)
+    return np.where(digits, lengths, 0)
+
+
 def mask(arr: pa.Array, pattern: str) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.match_substring_regex(arr, pattern), False).to_numpy(zero_copy_only=False),
                       dtype=bool)
@@ -108,7 +115,8 @@ def tax_codes(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     arr = text_array(values)
     if arr is None:
         return taxcode.normalize(values)
-    ten, twelve = mask(arr, r"^[0-9]{10}$"), mask(arr, r"^[0-9]{12}$")
+    width = digits_of_length(arr)
+    ten, twelve = width == 10, width == 12
     ok = _digits_ok(arr, ten, 10, mst_ok) | _digits_ok(arr, twelve, 12, cccd_ok)
     rest = ~(ten | twelve) & values.notna().to_numpy()
     return _combine(arr, ok, (ten | twelve) & ~ok, rest, values, taxcode.normalize, taxcode.INVALID)
@@ -119,8 +127,9 @@ def citizen_ids(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     arr = text_array(values)
     if arr is None:
         return citizen_id.normalize(values)
-    twelve, nine = mask(arr, r"^[0-9]{12}$"), mask(arr, r"^[0-9]{9}$")
-    ok = _digits_ok(arr, twelve, 12, cccd_ok) | (nine & ~mask(arr, r"^0{9}$"))
+    width = digits_of_length(arr)
+    twelve, nine = width == 12, width == 9
+    ok = _digits_ok(arr, twelve, 12, cccd_ok) | _digits_ok(arr, nine, 9, lambda d: d.any(axis=1))
     rest = ~(twelve | nine) & values.notna().to_numpy()
     return _combine(arr, ok, (twelve | nine) & ~ok, rest, values, citizen_id.normalize, citizen_id.INVALID)
 
