@@ -82,7 +82,8 @@ def summary(data_dir: Path) -> str:
                          f"{r.rows_loaded:>8}{r.rows_quarantined:>9}  {r.status}"
                          + (f": {r.message}" if r.message else ""))
             lines.extend(_check_lines(conn, checks, r.load_id, r.dataset))
-    lines += ["", f"warehouse:  {wh.url}", f"lake:       {kho.lake} (curated/, quarantine/, mart/)",
+    lines += ["", f"warehouse:  {wh.engine.url.render_as_string(hide_password=True)}",
+              f"lake:       {kho.lake} (curated/, quarantine/, mart/)",
               f"catalogue:  {kho.lake / 'catalogue.html'}", f"open data:  {kho.root / 'open_data'}",
               f"data docs:  {kho.docs}"]
     return "\n".join(lines)

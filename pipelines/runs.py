@@ -67,7 +67,8 @@ def materialize_landing(assets: list, resources: dict, contracts, instance: Dags
                         run_config: dict | None = None, others: bool = True) -> Runs:
     """One run per contract partition with new files, then (others=True) every asset outside the contracts."""
     instance = instance or DagsterInstance.ephemeral()
-    kho: KhoResource = resources["kho"]
+    # Outside a run Dagster has not resolved EnvVar fields (KHO_WAREHOUSE_URL): resolve them here.
+    kho: KhoResource = resources["kho"].process_config_and_initialize()
     defs = [a for a in assets if isinstance(a, AssetsDefinition)]
     runs, datasets = Runs(), {c.dataset for c in contracts}
     for contract in contracts:

@@ -188,9 +188,7 @@ def test_the_same_bytes_are_archived_once(landing, tmp_path):
 
 
 def test_a_symlink_in_landing_stops_the_run_and_loads_nothing(data_dir):
-    from assets.contract import CONTRACTS_DIR as DIR
-
-    dossiers = load_contract(DIR / "ho_so_tthc.yaml")
+    dossiers = load_contract(CONTRACTS_DIR / "ho_so_tthc.yaml")
     folder = data_dir / "landing" / "trung_tam_hcc" / "ho_so_tthc"
     write_dossiers(folder / "ho_so_2026_10.csv", rows=40)
     (data_dir / "passwd.csv").write_text("x\n", encoding="utf-8")
