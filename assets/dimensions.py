@@ -3,15 +3,15 @@
 They come from reference data shipped with `quality`, not from departments, so they have no contract: each table
 is declared here with its Vietnamese column descriptions (SQL comments, Parquet field metadata, Dagster column
 schema). A materialisation replaces the whole table in one transaction (delete + insert), so analysts see either
-the old list or the new one, never half; the Parquet copy goes to `<lake>/curated/<table>/data.parquet` and is
-renamed into place only after the commit, so the lake is never ahead of the warehouse.
+the old list or the new one, never half; the Parquet copy goes to `<lake>/curated/<table>/data.parquet` (a local
+folder or an object store, `assets.lake.stage_file`) and is published only after the commit, so the lake is never
+ahead of the warehouse.
 """
 
 # No `from __future__ import annotations`: Dagster reads the asset function's annotations (context, resources)
 # as real types, not strings.
 import hashlib
 import re
-import uuid
 from dataclasses import dataclass
 from importlib import metadata as pkg_metadata
 from importlib import resources
@@ -25,7 +25,7 @@ from dagster import (
     AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, TableColumn, TableSchema, asset,
 )
 
-from assets.lake import PendingWrite
+from assets import lake
 from assets.warehouse import Warehouse
 from pipelines.resources import KhoResource
 from quality import admin_units
@@ -163,12 +163,9 @@ def load(kho: KhoResource, dim: Dimension) -> int:
     wh = kho.warehouse
     table = sql_table(wh, dim)
     wh.create(table)
-    folder = kho.lake / "curated" / dim.table
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".data.parquet.{uuid.uuid4().hex}.tmp"
-    pending = PendingWrite(moves=[(tmp, folder / "data.parquet")])
+    pending = lake.stage_file(kho.lake_root, f"curated/{dim.table}/data.parquet")  # local folder or object store
     try:
-        pq.write_table(_arrow(dim, frame), tmp, compression="zstd")
+        pq.write_table(_arrow(dim, frame), pending.moves[0][0], compression="zstd")
         with wh.transaction() as conn:
             conn.execute(table.delete())
             rows = wh.insert(conn, table, frame)
@@ -206,7 +203,7 @@ def _build(dim: Dimension):
             "dagster/row_count": rows,
             "dagster/column_schema": dim.schema(),
             "dagster/table_name": f"{schema}.{name}" if schema else name,
-            "lake": MetadataValue.path(str(kho.lake / "curated" / dim.table / "data.parquet")),
+            "lake": MetadataValue.path(f"{lake.dataset_url(kho.lake_root, 'curated', dim.table)}/data.parquet"),
         })
 
     return dimension

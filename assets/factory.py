@@ -125,6 +125,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
     def raw(context: AssetExecutionContext, config: RawConfig, kho: KhoResource) -> Output[pd.DataFrame]:
         with faults(ds):
             wh = kho.warehouse
+            load.recover(wh, kho.lake_root, contract)  # a crashed load's committed but unpublished lake files
             try:
                 pull(contract, kho.landing, wh, full=config.full_refresh)
             except ExportError as e:  # the source cannot be read as the contract says: logged, never retried

@@ -158,6 +158,29 @@ def stage(root: str | Path, zone: str, contract: Contract, data: pa.Table, layou
     return pending
 
 
+def stage_file(root: str | Path, relative: str) -> PendingWrite:
+    """One file for `<root>/<relative>` (a dimension's, a mart's, the catalogue) to be written at `moves[0][0]`,
+    under a temporary name exactly as `stage` writes its files; `commit()` publishes it."""
+    fs, base = filesystem(root)
+    dst = f"{base}/{relative}"
+    if _local(fs):  # same folder: the rename is atomic
+        fs.makedirs(posixpath.dirname(dst), exist_ok=True)
+        tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
+    else:
+        handle, tmp = tempfile.mkstemp(suffix=".tmp")
+        os.close(handle)
+    return PendingWrite(moves=[(tmp, dst)], fs=fs)
+
+
+def whole(tmp: str | Path) -> bool:
+    """A staged file is still there and complete (its Parquet footer reads): safe to publish as it is."""
+    try:
+        pq.read_metadata(str(tmp))
+        return True
+    except Exception:  # missing, truncated, unreadable: the caller rebuilds the file instead
+        return False
+
+
 def write_json(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -5,10 +5,18 @@ freeze), then, holding the table's lock, one transaction stages the rows, applie
 (`assets.modes`) and writes the load-log rows; the lake files are written before the commit and published
 after it (`assets.lake`). A failure or a kill at any point before the commit leaves the previous state visible
 and intact; running the same files again gives the same table.
+
+The files to publish are recorded in `kho.lake_pending` in the load's transaction and the row is deleted once
+they are in place. A kill -9 between the commit and the publish leaves the row: the next load of the table, and
+every run of the dataset (`recover`, new files or not), publishes them first, under the table's lock, or writes
+them again from the table when a temporary file is gone (another machine, a cleaned /tmp).
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -16,14 +24,16 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import sqlalchemy as sa
 
-from assets import lake, modes
+from assets import children, lake, modes
 from assets.contract import Contract
 from assets.flow import FILE_COLUMN, curated_rows, quarantine_rows
-from assets.session import hold_for_test, session
+from assets.session import Session, hold_for_test, session
 from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 
 SNAPSHOT_MODES = ("merge", "scd2")  # the lake copy is the whole table after the load
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -54,6 +64,7 @@ def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, f
                      load_id: str, hashes: list[str]) -> int:
     """Replace this batch's quarantined rows (by source file) in the warehouse and the lake."""
     rows = with_provenance(quarantine_rows(contract, frame), load_id, now())
+    _recover(wh, lake_root, [(contract, "quarantine")])
     table = wh.quarantine_table(contract)
     change = wh.prepare(table, "evolve", index=(FILE_COLUMN,))  # all text, pipeline-owned: follows the contract
     data = wh.arrow(table, rows)
@@ -62,7 +73,8 @@ def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, f
         s.append(table, data, change.exact)
         hold_for_test("quarantine")
         pending = lake.stage(lake_root, "quarantine", contract, data, "by_file", hashes, _descriptions(table))
-        _commit(s, pending)
+        _commit(s, pending, _remember(s, lake_root, table, contract, "quarantine", load_id, "by_file", pending,
+                                      hashes, data), "quarantine")
     return len(rows)
 
 
@@ -74,6 +86,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
     mode = contract.load.mode
     if mode == "scd2":
         rows["valid_from"] = loaded_at
+    _recover(wh, lake_root, [(contract, "curated")])
     table = wh.curated_table(contract)
     wh.create(wh.load_log)
     change = wh.prepare(table, contract.load.schema_change, index=_indexes(contract))
@@ -96,19 +109,111 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
             published = data
             layout = {"append": "by_file", "replace": "snapshot", "replace_partition": "by_partition"}[mode]
         pending = lake.stage(lake_root, "curated", contract, published, layout, hashes, _descriptions(table))
-        _commit(s, pending)
+        _commit(s, pending, _remember(s, lake_root, table, contract, "curated", load_id, layout, pending, hashes,
+                                      published), "curated")
     return LoadResult(data.num_rows, wh.name_of(table).replace('"', ""),
                       lake.dataset_url(lake_root, "curated", contract.dataset), loaded_at, change)
 
 
-def _commit(s, pending: lake.PendingWrite) -> None:
-    """SQL first, then the lake (still under the table's lock): the lake is never ahead of the warehouse."""
+def _commit(s: Session, pending: lake.PendingWrite, record: str | None, zone: str) -> None:
+    """SQL first, then the lake (still under the table's lock): the lake is never ahead of the warehouse. Then
+    the load's kho.lake_pending row goes; until then a crash leaves it for `recover`."""
     try:
         s.commit()
     except BaseException:
         pending.abort()
         raise
+    hold_for_test(f"committed-{zone}")
     pending.commit()
+    if record:
+        try:
+            s.execute_committed(f"DELETE FROM {s.wh.name_of(s.wh.lake_pending)} WHERE id = ?", [record])
+        except Exception as e:  # loaded and published: the row left only makes a later run write the files again
+            log.warning("%s: published, but its kho.lake_pending row %s stays: %s", s.wh.name_of(s.table), record, e)
+
+
+def _remember(s: Session, lake_root: str | Path, table: sa.Table, contract: Contract, zone: str, load_id: str,
+              layout: str, pending: lake.PendingWrite, hashes: list[str], data: pa.Table) -> str | None:
+    """Record in the load's transaction what it publishes after the commit: the staged files, and what `recover`
+    needs to write them again from the table (layout, source files, periods). Returns the row's id."""
+    if not (pending.moves or pending.deletes):
+        return None
+    key = contract.partitioning.key if contract.partitioning else None
+    periods = sorted(str(p) for p in pc.unique(data[key]).drop_null().to_pylist()) \
+        if layout == "by_partition" and key in data.column_names else []
+    files = {"root": str(lake_root), "moves": [[str(tmp), str(dst)] for tmp, dst in pending.moves],
+             "deletes": list(pending.deletes), "hashes": list(hashes), "periods": periods}
+    record = uuid.uuid4().hex
+    s.insert_rows(s.wh.lake_pending, [{
+        "id": record, "table_name": s.wh.name_of(table), "dataset": contract.dataset, "zone": zone,
+        "load_id": load_id, "layout": layout, "files": json.dumps(files, ensure_ascii=False), "created_at": now()}])
+    return record
+
+
+def recover(wh: Warehouse, lake_root: str | Path, contract: Contract) -> int:
+    """Publish the lake files that committed loads of this dataset (its curated and quarantine tables, and its
+    child tables') left unpublished: a crash between a load's SQL commit and its lake publish. Runs at the start
+    of every run of the dataset, new files or not; returns how many loads' files it published."""
+    family = [contract, *(children.child_contract(contract, name) for name in (contract.format.children or {}))]
+    return _recover(wh, lake_root, [(c, zone) for c in family for zone in ("curated", "quarantine")])
+
+
+def _recover(wh: Warehouse, lake_root: str | Path, targets: list[tuple[Contract, str]]) -> int:
+    pending = wh.lake_pending
+    wh.create(pending)
+    wanted = {(c.dataset, zone): c for c, zone in targets}
+    with wh.engine.connect() as conn:  # a glance without the lock first: nearly every run finds nothing
+        found = {tuple(r) for r in conn.execute(sa.select(pending.c.dataset, pending.c.zone).distinct().where(
+            pending.c.dataset.in_(sorted({d for d, _ in wanted}))))}
+    done = 0
+    for dataset, zone in sorted(found & wanted.keys()):
+        contract = wanted[dataset, zone]
+        table = wh.curated_table(contract) if zone == "curated" else wh.quarantine_table(contract)
+        with session(wh, table) as s:
+            done += _publish_pending(s, lake_root, contract, zone, table)
+            s.commit()
+    return done
+
+
+def _publish_pending(s: Session, lake_root: str | Path, contract: Contract, zone: str, table: sa.Table) -> int:
+    """Under the table's lock: each recorded load's staged files moved into place, or written again from the
+    table when one is gone or incomplete; its kho.lake_pending row deleted in the session's transaction."""
+    name, records = s.wh.name_of(table), s.wh.name_of(s.wh.lake_pending)
+    rows = [r for r in s.fetch(f"SELECT * FROM {records}").to_pylist() if r["table_name"] == name]
+    fs, _ = lake.filesystem(lake_root)
+    for row in sorted(rows, key=lambda r: (str(r["created_at"]), r["id"])):
+        files = json.loads(row["files"])
+        moves = [(tmp, dst) for tmp, dst in files["moves"]]
+        if files.get("root") == str(lake_root) and all(lake.whole(tmp) for tmp, _ in moves):
+            lake.PendingWrite(moves=moves, deletes=files["deletes"], fs=fs).commit()
+        else:
+            lake.PendingWrite(moves=moves).abort()  # whatever is left of them
+            data = _rows(s, table, contract, row["layout"], files["hashes"], files["periods"])
+            lake.stage(lake_root, zone, contract, data, row["layout"], files["hashes"], _descriptions(table)).commit()
+        log.warning("%s: published the lake files of load %s that a crash had left unpublished", name,
+                    row["load_id"])
+        s.execute(f"DELETE FROM {records} WHERE id = ?", [row["id"]])
+    return len(rows)
+
+
+def _rows(s: Session, table: sa.Table, contract: Contract, layout: str, hashes: list[str],
+          periods: list[str]) -> pa.Table:
+    """What a load published, read back from the table: all of it (snapshot), its periods and its files' rows
+    without a period (by_partition), or its files' rows (by_file)."""
+    q = s.wh.quote
+    text = lambda values: ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)  # noqa: E731
+    where = []
+    if layout == "by_partition" and periods:
+        where.append(f"{q(contract.partitioning.key)} IN ({text(periods)})")
+    if layout in ("by_partition", "by_file") and hashes:
+        period = f"{q(contract.partitioning.key)} IS NULL AND " if layout == "by_partition" else ""
+        where.append(f"({period}{q(FILE_COLUMN)} IN ({text(hashes)}))")
+    if layout != "snapshot" and not where:
+        where.append("1 = 0")
+    fetched = s.fetch(f"SELECT * FROM {s.wh.name_of(table)}" + (f" WHERE {' OR '.join(where)}" if where else ""))
+    if not fetched.num_columns:  # no rows through SQLAlchemy: no columns either
+        fetched = pa.table({c.name: pa.array([], arrow_type(c)) for c in table.columns})
+    return _typed(table, fetched)
 
 
 def _indexes(contract: Contract) -> tuple[str, ...]:

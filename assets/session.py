@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 import pyarrow as pa
 import sqlalchemy as sa
 
-from assets.warehouse import LOCK_WAIT_S, Warehouse, sqlite_gate, sqlite_text
+from assets.warehouse import LOCK_NOT_AVAILABLE, LOCK_WAIT_S, Warehouse, pg_settings, sqlite_gate, sqlite_text
 
 try:
     import fcntl
@@ -49,6 +49,11 @@ class Session:
     def fetch(self, sql: str) -> pa.Table: ...
     def _ingest(self, name: str, data: pa.Table) -> str: ...
     def commit(self) -> None: ...
+
+    def execute_committed(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """After `commit`: one more statement in a transaction of its own (the ADBC sessions still hold the
+        table's lock)."""
+        ...
 
     def stage(self, data: pa.Table) -> str:
         """A temporary table (or view) holding `data`; returns its name for SQL text."""
@@ -91,8 +96,10 @@ class AdbcSession(Session):
             self.conn = held.enter_context(closing(_postgres(wh)))
             self.cur = held.enter_context(closing(self.conn.cursor()))
             key = wh.lock_key(table)
+            for sql in pg_settings():  # a lost twin holding the lock fails this wait, then the server ends it
+                self.cur.execute(sql)
             self.cur.execute("SELECT pg_advisory_lock($1)", (key,))  # a session lock: held past COMMIT
-            self.conn.commit()
+            self.conn.commit()  # the SETs too: they last for the connection
             held.callback(self._unlock, key)
         held.callback(self._rollback)
 
@@ -151,6 +158,11 @@ class AdbcSession(Session):
     def commit(self) -> None:
         self.cur.execute("COMMIT") if self.sqlite else self.conn.commit()
         self.committed = True
+
+    def execute_committed(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.execute(sql, params)  # SQLite: the connection is in autocommit mode outside BEGIN ... COMMIT
+        if not self.sqlite:
+            self.conn.commit()
 
 
 _TEMPLATES: dict[tuple[int, str], Any] = {}
@@ -241,6 +253,10 @@ class SqlaSession(Session):
         self.tx.commit()
         self.committed = True
 
+    def execute_committed(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.execute(sql, params)  # SQLAlchemy begins a new transaction
+        self.conn.commit()
+
 
 def _sqlite_param(value: Any) -> Any:
     """Dates as the text SQLAlchemy's SQLite types write and read."""
@@ -263,7 +279,15 @@ def session(wh: Warehouse, table: sa.Table) -> Iterator[Session]:
     """Lock `table`, begin; the caller commits. Leaving without a commit rolls everything back; the lock and
     the connection are released on the way out, however far opening got."""
     with ExitStack() as held:
-        yield (AdbcSession if fast_path(wh) else SqlaSession)(wh, table, held)
+        try:
+            yield (AdbcSession if fast_path(wh) else SqlaSession)(wh, table, held)
+        except Exception as e:
+            # ADBC reports PostgreSQL's lock_timeout as a ProgrammingError, which a retry would not follow: it is a
+            # wait that ran out (another load, or a lost connection the server has not ended yet), so say so.
+            if getattr(e, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+                raise TimeoutError(f"{wh.name_of(table)}: gave up waiting for a lock (lock_timeout, "
+                                   f"KHO_PG_LOCK_TIMEOUT_S): {str(e).strip()}") from e
+            raise
 
 
 def hold_for_test(where: str) -> None:

@@ -10,10 +10,6 @@ of the warehouse.
 
 from __future__ import annotations
 
-import os
-import posixpath
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from dagster import TableColumn, TableSchema
-from fsspec.implementations.local import LocalFileSystem
 
-from assets.lake import PendingWrite, filesystem
+from assets import lake
+from assets.lake import PendingWrite
 from assets.warehouse import Warehouse
 
 SQL = {"text": sa.Text, "integer": sa.BigInteger, "decimal": sa.Float, "date": sa.Date, "boolean": sa.Boolean}
@@ -66,16 +62,9 @@ class TableSpec:
 
 
 def lake_file(lake_root: str | Path, relative: str) -> PendingWrite:
-    """A file for `<lake>/<relative>`, to be written at `moves[0][0]`; `commit()` publishes it."""
-    fs, base = filesystem(lake_root)
-    dst = f"{base}/{relative}"
-    if isinstance(fs, LocalFileSystem):  # same folder: the rename is atomic
-        fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
-    else:
-        handle, tmp = tempfile.mkstemp(suffix=".tmp")
-        os.close(handle)
-    return PendingWrite(moves=[(tmp, dst)], fs=fs)
+    """A file for `<lake>/<relative>` (local folder or object store), to be written at `moves[0][0]`;
+    `commit()` publishes it (`assets.lake.stage_file`)."""
+    return lake.stage_file(lake_root, relative)
 
 
 def replace(wh: Warehouse, lake_root: str | Path, spec: TableSpec, frame: pd.DataFrame) -> int:

@@ -31,6 +31,14 @@ SQL_TYPES = {
     "datetime": lambda: sa.DateTime(timezone=True),
 }
 LOCK_WAIT_S = 600  # how long a SQLite load waits for another writer before giving up
+# PostgreSQL: how long a statement waits for a lock (a table's load lock above all) before it fails and the run
+# retries, and how long a session may sit idle inside a transaction before the server ends it and frees its locks.
+# Without them a load whose connection was lost half-open (the server never hears it go) holds its table's lock
+# until TCP gives up, hours later, and every later load of the table waits behind it. The idle limit must exceed
+# the longest pause of a load between two statements (writing the lake's Parquet files while the table is locked).
+PG_TIMEOUTS = {"lock_timeout": ("KHO_PG_LOCK_TIMEOUT_S", 300),
+               "idle_in_transaction_session_timeout": ("KHO_PG_IDLE_IN_TRANSACTION_TIMEOUT_S", 1800)}
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for a lock_timeout
 # PostgreSQL advisory lock keys besides the per-table ones (Warehouse.lock_key)
 DDL_LOCK, WRITE_LOCK = (int.from_bytes(hashlib.sha256(k).digest()[:8], "big", signed=True)
                         for k in (b"kho:ddl", b"kho:write"))
@@ -108,13 +116,17 @@ class Warehouse:
         self.url = url
         self.fast = fast  # False: the generic SQLAlchemy path even where ADBC exists (tests, odd setups)
         sqlite = url.startswith("sqlite")
-        # SQLite: no idle pooled connections, so an ADBC load never waits on one (see _Gate).
+        # SQLite: no idle pooled connections, so an ADBC load never waits on one (see _Gate). A database server:
+        # a pooled connection the server or the network dropped is replaced before anyone gets it (pre-ping).
+        server = not sqlite and sa.make_url(url).get_backend_name() != "duckdb"
         self.engine = sa.create_engine(url, **({"connect_args": {"timeout": LOCK_WAIT_S}, "poolclass": sa.NullPool}
                                                if sqlite and ":memory:" not in url and url.rstrip("/") != "sqlite:"
-                                               else {}))
+                                               else {"pool_pre_ping": True} if server else {}))
         self.dialect = self.engine.dialect.name
         if sqlite:
             _sqlite_transactions(self.engine)
+        if self.dialect == "postgresql":
+            _postgres_timeouts(self.engine)
         self.metadata = sa.MetaData()
         self._meta_tables()
 
@@ -174,6 +186,16 @@ class Warehouse:
             sa.Column("success", sa.Boolean), sa.Column("unexpected_count", sa.BigInteger),
             sa.Column("observed_value", sa.Text), sa.Column("checked_at", sa.DateTime(timezone=True)),
             comment="Kết quả kiểm tra chất lượng dữ liệu theo từng lần nạp",
+        )
+        # Lake files a committed load has not published yet: written in the load's transaction, deleted once the
+        # files are in place; a kill -9 in between leaves the row, and the next load or run publishes (assets.load).
+        self.lake_pending = self._table(
+            "kho", "lake_pending",
+            sa.Column("id", sa.Text, primary_key=True), sa.Column("table_name", sa.Text, nullable=False),
+            sa.Column("dataset", sa.Text, nullable=False), sa.Column("zone", sa.Text, nullable=False),
+            sa.Column("load_id", sa.Text), sa.Column("layout", sa.Text, nullable=False),
+            sa.Column("files", sa.Text, nullable=False), sa.Column("created_at", sa.DateTime(timezone=True)),
+            comment="Tệp Parquet của lần nạp đã ghi vào kho nhưng chưa công bố lên hồ dữ liệu",
         )
         # Generic databases only: a row per table, updated inside each load to serialise loads of that table.
         self.load_lock = self._table(
@@ -354,6 +376,36 @@ class Warehouse:
         else:
             conn.execute(table.insert(), [dict(zip(names, r)) for r in rows])
         return len(frame)
+
+
+def pg_settings() -> list[str]:
+    """The SET statements of PG_TIMEOUTS, in seconds from the environment (0: no limit, as in PostgreSQL)."""
+    out = []
+    for name, (env, default) in PG_TIMEOUTS.items():
+        raw = os.environ.get(env, "").strip()
+        try:
+            seconds = float(raw) if raw else default
+        except ValueError:
+            raise ValueError(f"{env}={raw!r}: a number of seconds is needed") from None
+        if seconds < 0:
+            raise ValueError(f"{env}={raw!r}: a number of seconds is needed")
+        out.append(f"SET {name} = {int(seconds * 1000)}")  # milliseconds
+    return out
+
+
+def _postgres_timeouts(engine: sa.Engine) -> None:
+    """Each new connection of the engine gets PG_TIMEOUTS: the table lock `prepare` waits for, the write and DDL
+    locks, and the generic load session (assets.session) all run on them. The ADBC session sets its own."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _set(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for sql in pg_settings():
+                cursor.execute(sql)
+        finally:
+            cursor.close()
+        dbapi_connection.commit()  # a SET inside a rolled-back transaction would be undone
 
 
 def _sqlite_transactions(engine: sa.Engine) -> None:

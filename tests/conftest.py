@@ -48,6 +48,34 @@ def postgres_url():
     admin.dispose()
 
 
+@pytest.fixture
+def s3(monkeypatch):
+    """A local moto S3 server for this test only, with the bucket `kho-lake`; the lake reaches it through the
+    standard AWS_* variables."""
+    import socket
+    import urllib.request
+
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    # Moto keeps its state per process, not per server: start from an empty store.
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST")).close()
+    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION":
+                        "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem()
+    fs.mkdir("kho-lake")
+    yield fs
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
 def resources(data_dir: Path, warehouse_url: str = "") -> dict:
     from dagster import FilesystemIOManager
 

@@ -184,9 +184,6 @@ def test_a_disk_filling_up_during_the_parquet_write_rolls_the_load_back(tmp_path
     engine.dispose()
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (owner issue 4): a crash between the SQL commit and the lake "
-                   "rename leaves the load log saying 'loaded' while the lake lacks the files; no later run publishes "
-                   "them. Needs a recovery step (e.g. publish a committed load's leftover temporary files).")
 def test_a_crash_after_the_sql_commit_does_not_leave_the_lake_behind(data_dir, monkeypatch):
     from assets import lake
 

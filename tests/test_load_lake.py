@@ -3,7 +3,6 @@ rows as the table after every load mode; and the same on an S3-compatible store 
 
 from __future__ import annotations
 
-import socket
 from datetime import date
 from pathlib import Path
 
@@ -81,28 +80,6 @@ def test_scd2_lake_is_the_whole_table(wh, tmp_path):
     got = duckdb.sql(f"SELECT {columns} FROM '{lake}/curated/{c.dataset}/*.parquet' ORDER BY ALL").fetchall()
     assert got == rows(wh, c, ["ma_co_so", "so_giuong", "is_current", "_kho_load_id"]) == [
         ("CS01", 120, False, "L1"), ("CS01", 150, True, "L2"), ("CS02", 10, True, "L1"), ("CS03", 5, True, "L2")]
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    """A local moto S3 server for this test only; the lake reaches it through the standard AWS_* variables."""
-    from moto.server import ThreadedMotoServer
-    import s3fs
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    for name, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION":
-                        "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}.items():
-        monkeypatch.setenv(name, value)
-    s3fs.S3FileSystem.clear_instance_cache()
-    fs = s3fs.S3FileSystem()
-    fs.mkdir("kho-lake")
-    yield fs
-    s3fs.S3FileSystem.clear_instance_cache()
-    server.stop()
 
 
 def test_lake_on_s3_compatible_store(wh, s3):
