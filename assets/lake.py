@@ -12,6 +12,8 @@ A reader never sees half a file, and the lake is never ahead of the warehouse:
   behind a crash.
 Files a load replaces are deleted after the new ones are in place. Names are stable (data.parquet per
 partition, part-<source sha256[:16]>.parquet per source file), so a re-run overwrites instead of adding.
+A load killed after its commit but before its publish is caught up by the next run (`assets.load.recover`).
+Dimensions, marts and the catalogue write their single files through `stage_file`, on the same root.
 """
 
 from __future__ import annotations

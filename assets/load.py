@@ -64,11 +64,12 @@ def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, f
                      load_id: str, hashes: list[str]) -> int:
     """Replace this batch's quarantined rows (by source file) in the warehouse and the lake."""
     rows = with_provenance(quarantine_rows(contract, frame), load_id, now())
-    _recover(wh, lake_root, [(contract, "quarantine")])
     table = wh.quarantine_table(contract)
+    wh.create(wh.lake_pending)
     change = wh.prepare(table, "evolve", index=(FILE_COLUMN,))  # all text, pipeline-owned: follows the contract
     data = wh.arrow(table, rows)
     with session(wh, table) as s:
+        _publish_pending(s, lake_root, contract, "quarantine", table)  # a crashed load's files first
         modes.delete_files(s, table, hashes)
         s.append(table, data, change.exact)
         hold_for_test("quarantine")
@@ -86,9 +87,8 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
     mode = contract.load.mode
     if mode == "scd2":
         rows["valid_from"] = loaded_at
-    _recover(wh, lake_root, [(contract, "curated")])
     table = wh.curated_table(contract)
-    wh.create(wh.load_log)
+    wh.create(wh.load_log, wh.lake_pending)
     change = wh.prepare(table, contract.load.schema_change, index=_indexes(contract))
     data = wh.arrow(table, rows)
     _unique_keys(contract, rows)
@@ -97,6 +97,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
         note = f"schema evolved ({change.describe()})"
         log_rows = [{**r, "message": "; ".join(filter(None, [r.get("message"), note]))} for r in log_rows]
     with session(wh, table) as s:
+        _publish_pending(s, lake_root, contract, "curated", table)  # a crashed load's files first
         modes.apply(s, contract, table, data, hashes, loaded_at, change.exact)
         if hashes:
             s.execute(f"DELETE FROM {wh.name_of(wh.load_log)} WHERE load_id = ? AND dataset = ? "
@@ -139,14 +140,19 @@ def _remember(s: Session, lake_root: str | Path, table: sa.Table, contract: Cont
     if not (pending.moves or pending.deletes):
         return None
     key = contract.partitioning.key if contract.partitioning else None
-    periods = sorted(str(p) for p in pc.unique(data[key]).drop_null().to_pylist()) \
-        if layout == "by_partition" and key in data.column_names else []
-    files = {"root": str(lake_root), "moves": [[str(tmp), str(dst)] for tmp, dst in pending.moves],
-             "deletes": list(pending.deletes), "hashes": list(hashes), "periods": periods}
     record = uuid.uuid4().hex
-    s.insert_rows(s.wh.lake_pending, [{
-        "id": record, "table_name": s.wh.name_of(table), "dataset": contract.dataset, "zone": zone,
-        "load_id": load_id, "layout": layout, "files": json.dumps(files, ensure_ascii=False), "created_at": now()}])
+    try:
+        periods = sorted(str(p) for p in pc.unique(data[key]).drop_null().to_pylist()) \
+            if layout == "by_partition" and key in data.column_names else []
+        files = {"root": str(lake_root), "moves": [[str(tmp), str(dst)] for tmp, dst in pending.moves],
+                 "deletes": list(pending.deletes), "hashes": list(hashes), "periods": periods}
+        s.insert_rows(s.wh.lake_pending, [{
+            "id": record, "table_name": s.wh.name_of(table), "dataset": contract.dataset, "zone": zone,
+            "load_id": load_id, "layout": layout, "files": json.dumps(files, ensure_ascii=False),
+            "created_at": now()}])
+    except BaseException:
+        pending.abort()
+        raise
     return record
 
 
@@ -177,7 +183,8 @@ def _recover(wh: Warehouse, lake_root: str | Path, targets: list[tuple[Contract,
 
 def _publish_pending(s: Session, lake_root: str | Path, contract: Contract, zone: str, table: sa.Table) -> int:
     """Under the table's lock: each recorded load's staged files moved into place, or written again from the
-    table when one is gone or incomplete; its kho.lake_pending row deleted in the session's transaction."""
+    table when one is gone or incomplete; its kho.lake_pending row deleted in the session's transaction. A load
+    does this first in its own session, so no load ever publishes over files a crashed one left for later."""
     name, records = s.wh.name_of(table), s.wh.name_of(s.wh.lake_pending)
     rows = [r for r in s.fetch(f"SELECT * FROM {records}").to_pylist() if r["table_name"] == name]
     fs, _ = lake.filesystem(lake_root)

@@ -30,12 +30,12 @@ def wh(request, tmp_path):
     wh.engine.dispose()
 
 
-def _crash_curated_publish(monkeypatch) -> None:
-    """The state a kill -9 right after the curated SQL commit leaves: committed rows, files not published."""
+def _crash_curated_publish(monkeypatch, zone: str = "curated") -> None:
+    """The state a kill -9 right after the zone's SQL commit leaves: committed rows, files not published."""
     publish = lake.PendingWrite.commit
 
     def crash(self):
-        if any("/curated/" in str(dst) for _, dst in self.moves):
+        if any(f"/{zone}/" in str(dst) for _, dst in self.moves):
             raise RuntimeError("simulated kill -9 between the SQL commit and the lake publish")
         publish(self)
 
@@ -92,6 +92,22 @@ def test_the_next_load_of_the_table_publishes_first(wh, tmp_path, monkeypatch):
     assert _lake(root, c.dataset) == rows(wh, c, COLUMNS) == [
         ("CS01", 150, "L2"), ("CS03", 5, "L2"), ("CS04", 80, "L3")]
     assert _pending(wh) == 0
+
+
+def test_quarantine_files_too(tmp_path, request, monkeypatch):
+    wh = open_warehouse(request, tmp_path, "sqlite")
+    root = str(tmp_path / "lake")
+    c = contract(dataset_name(), "append", partitioned=True)
+    with monkeypatch.context() as m:
+        _crash_curated_publish(m, "quarantine")
+        with pytest.raises(RuntimeError):
+            load(wh, root, c, "oct.csv", OCT, "L1", rejected=[("CS09", "x", None, date(2026, 10, 1))])
+    assert not list((tmp_path / "lake" / "quarantine" / c.dataset).glob("*.parquet"))
+    assert recover(wh, root, c) == 1
+    frame = pd.read_parquet(f"{root}/quarantine/{c.dataset}")
+    assert frame["ma_co_so"].tolist() == ["CS09"] == [r[0] for r in rows(wh, c, ["ma_co_so"], zone="quarantine")]
+    assert _pending(wh) == 0
+    wh.engine.dispose()
 
 
 def test_a_kill_9_after_the_commit_on_an_s3_lake(tmp_path, request, s3):
