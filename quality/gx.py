@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import fcntl
 import os
 import threading
 import urllib.parse
@@ -33,6 +34,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
@@ -622,11 +624,11 @@ def _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir):
         statistics=_statistics(successes), meta=meta, batch_id=_batch_id(suite_name))
     docs_path = None
     if docs_dir:
-        docs_path = _write_docs(context, suite_name, expectations, unique, suite_result)
+        docs_path = _write_docs(context, suite_name, expectations, unique, suite_result, docs_dir)
     return suite_result, docs_path
 
 
-def _write_docs(context, suite_name, expectations, unique, suite_result) -> str | None:
+def _write_docs(context, suite_name, expectations, unique, suite_result, docs_dir: str) -> str | None:
     """Store the suite and its result beside the site and render this result's Data Docs page."""
     import great_expectations as gx
     from great_expectations.core.run_identifier import RunIdentifier
@@ -638,12 +640,15 @@ def _write_docs(context, suite_name, expectations, unique, suite_result) -> str 
     suite = gx.ExpectationSuite(name=suite_name)
     for i in unique:
         suite.add_expectation(_gx_expectation(expectations[i], i))
-    context.suites.add_or_update(suite)
     identifier = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
         run_id=RunIdentifier(run_name=f"kho-{uuid.uuid4().hex[:12]}"),
         batch_identifier=_batch_id(suite_name),
     )
-    context.validation_results_store.set(identifier, suite_result)
-    context.build_data_docs(site_names=[_DOCS_SITE], resource_identifiers=[identifier])
+    # Two runs (processes) may share the docs folder: GX's stores are not safe against that, so take turns.
+    with open(Path(docs_dir) / "kho-docs.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        context.suites.add_or_update(suite)
+        context.validation_results_store.set(identifier, suite_result)
+        context.build_data_docs(site_names=[_DOCS_SITE], resource_identifiers=[identifier])
     return _docs_path(context, identifier)
