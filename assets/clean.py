@@ -18,7 +18,7 @@ from assets.extract.csv import ORIGINAL, REASONS
 from quality import citizen_id, phone, taxcode
 from quality import vector
 from quality.fastcheck import digit_matrix
-from quality.text import clean_text, key_text
+from quality.text import key_text
 
 ORIGINAL_PREFIX = "_src_"  # _src_<column>: the text as the department wrote it
 
@@ -158,11 +158,11 @@ def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "v
         out = keys.map(lambda k: True if k in _TRUE else False if k in _FALSE else None).astype("boolean")
         return out, [((out.isna().to_numpy()) & present, f"invalid_boolean:{name}")]
     if col.type == "tax_code":
-        out, reasons = vector.tax_codes(text)
+        out, reasons = taxcode.normalize(text)
     elif col.type == "citizen_id":
-        out, reasons = vector.citizen_ids(text)
+        out, reasons = citizen_id.normalize(text)
     elif col.type == "phone":
-        out, reasons = vector.phones(text)
+        out, reasons = phone.normalize(text)
     elif col.type == "ward_code":
         from quality import admin_units  # loads reference tables: only when a contract has ward codes
 

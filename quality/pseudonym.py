@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from quality import vector
+from quality import citizen_id, phone, vector
 from quality.text import key_series
 
 KEY_ENV = "KHO_PSEUDONYM_KEY"
@@ -127,9 +127,9 @@ def normalise(values: pd.Series, column_type: str) -> pd.Series:
     Idempotent, so already-cleaned columns can go through it again.
     """
     if column_type == "citizen_id":
-        return vector.citizen_ids(values)[0]  # = citizen_id.normalize, vectorised
+        return citizen_id.normalize(values)[0]
     if column_type == "phone":
-        return vector.phones(values)[0]  # = phone.normalize, vectorised
+        return phone.normalize(values)[0]
     if column_type == "text":
         return key_series(values)
     return values
