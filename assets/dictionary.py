@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, AssetKey, AutomationCondition, MaterializeResult, MetadataValue, asset
 
-from assets import tables
+from assets import lake, tables
 from assets.contract import Contract
 from assets.dimensions import DIMENSIONS
 from assets.marts import MARTS
@@ -166,7 +166,7 @@ def catalogue_html(frame: pd.DataFrame) -> str:
 
 def write_catalogue(frame: pd.DataFrame, lake_root: str | Path) -> str:
     """<lake>/catalogue.html (local folder or object store); returns where it is."""
-    pending = tables.lake_file(lake_root, CATALOGUE)
+    pending = lake.stage_file(lake_root, CATALOGUE)
     tmp, dst = pending.moves[0]
     try:
         Path(tmp).write_text(catalogue_html(frame), encoding="utf-8")

@@ -20,7 +20,6 @@ import sqlalchemy as sa
 from dagster import TableColumn, TableSchema
 
 from assets import lake
-from assets.lake import PendingWrite
 from assets.warehouse import Warehouse
 
 SQL = {"text": sa.Text, "integer": sa.BigInteger, "decimal": sa.Float, "date": sa.Date, "boolean": sa.Boolean}
@@ -61,17 +60,11 @@ class TableSpec:
         return f"{schema}.{name}" if schema else name
 
 
-def lake_file(lake_root: str | Path, relative: str) -> PendingWrite:
-    """A file for `<lake>/<relative>` (local folder or object store), to be written at `moves[0][0]`;
-    `commit()` publishes it (`assets.lake.stage_file`)."""
-    return lake.stage_file(lake_root, relative)
-
-
 def replace(wh: Warehouse, lake_root: str | Path, spec: TableSpec, frame: pd.DataFrame) -> int:
     """The table becomes exactly `frame` (one transaction); returns the rows written."""
     frame = frame[spec.names]
     table = spec.sql_table(wh)
-    pending = lake_file(lake_root, f"{spec.zone}/{spec.table}/data.parquet")
+    pending = lake.stage_file(lake_root, f"{spec.zone}/{spec.table}/data.parquet")  # published after commit
     try:
         pq.write_table(spec.arrow(frame), pending.moves[0][0], compression="zstd")
         with wh.transaction() as conn:
