@@ -168,12 +168,8 @@ def write_catalogue(frame: pd.DataFrame, lake_root: str | Path) -> str:
     """<lake>/catalogue.html (local folder or object store); returns where it is."""
     pending = lake.stage_file(lake_root, CATALOGUE)
     tmp, dst = pending.moves[0]
-    try:
+    with pending.publishing():
         Path(tmp).write_text(catalogue_html(frame), encoding="utf-8")
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit()
     return dst
 
 

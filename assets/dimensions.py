@@ -164,15 +164,11 @@ def load(kho: KhoResource, dim: Dimension) -> int:
     table = sql_table(wh, dim)
     wh.create(table)
     pending = lake.stage_file(kho.lake_root, f"curated/{dim.table}/data.parquet")  # local folder or object store
-    try:
+    with pending.publishing():
         pq.write_table(_arrow(dim, frame), pending.moves[0][0], compression="zstd")
         with wh.transaction() as conn:
             conn.execute(table.delete())
             rows = wh.insert(conn, table, frame)
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit()
     return rows
 
 

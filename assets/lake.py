@@ -23,9 +23,10 @@ import os
 import posixpath
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import fsspec
 import pyarrow as pa
@@ -93,6 +94,28 @@ class PendingWrite:
         for tmp, _ in self.moves:
             Path(tmp).unlink(missing_ok=True)
 
+    def add(self, dst: str) -> str:
+        """Where to write `dst` first: beside it on disk (the rename is atomic), a local temp file for object
+        stores (uploaded whole on commit)."""
+        if _local(self.fs or LocalFileSystem()):
+            (self.fs or LocalFileSystem()).makedirs(posixpath.dirname(dst), exist_ok=True)
+            tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
+        else:
+            handle, tmp = tempfile.mkstemp(suffix=".tmp")
+            os.close(handle)
+        self.moves.append((tmp, dst))
+        return tmp
+
+    @contextmanager
+    def publishing(self) -> Iterator["PendingWrite"]:
+        """Write the files (and commit SQL) inside the block; they are published when it ends, removed if it fails."""
+        try:
+            yield self
+        except BaseException:
+            self.abort()
+            raise
+        self.commit()
+
 
 def _groups(table: pa.Table, column: str | None) -> Iterable[tuple[Any, pa.Table]]:
     if column is None or table.num_rows == 0:
@@ -146,13 +169,7 @@ def stage(root: str | Path, zone: str, contract: Contract, data: pa.Table, layou
     pending = PendingWrite(deletes=[p for p in stale if p not in writes], fs=fs)
     try:
         for dst, table in writes.items():
-            if _local(fs):
-                fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-                tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
-            else:
-                handle, tmp = tempfile.mkstemp(suffix=".parquet.tmp")
-                os.close(handle)
-            pending.moves.append((tmp, dst))
+            tmp = pending.add(dst)
             pq.write_table(schema_metadata(contract, table, descriptions), tmp, compression="zstd")
     except BaseException:
         pending.abort()
@@ -164,14 +181,9 @@ def stage_file(root: str | Path, relative: str) -> PendingWrite:
     """One file for `<root>/<relative>` (a dimension's, a mart's, the catalogue) to be written at `moves[0][0]`,
     under a temporary name exactly as `stage` writes its files; `commit()` publishes it."""
     fs, base = filesystem(root)
-    dst = f"{base}/{relative}"
-    if _local(fs):  # same folder: the rename is atomic
-        fs.makedirs(posixpath.dirname(dst), exist_ok=True)
-        tmp = f"{posixpath.dirname(dst)}/.{posixpath.basename(dst)}.{uuid.uuid4().hex}.tmp"
-    else:
-        handle, tmp = tempfile.mkstemp(suffix=".tmp")
-        os.close(handle)
-    return PendingWrite(moves=[(tmp, dst)], fs=fs)
+    pending = PendingWrite(fs=fs)
+    pending.add(f"{base}/{relative}")
+    return pending
 
 
 def whole(tmp: str | Path) -> bool:

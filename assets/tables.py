@@ -65,7 +65,7 @@ def replace(wh: Warehouse, lake_root: str | Path, spec: TableSpec, frame: pd.Dat
     frame = frame[spec.names]
     table = spec.sql_table(wh)
     pending = lake.stage_file(lake_root, f"{spec.zone}/{spec.table}/data.parquet")  # published after commit
-    try:
+    with pending.publishing():
         pq.write_table(spec.arrow(frame), pending.moves[0][0], compression="zstd")
         with wh.transaction() as conn:
             if table.schema:
@@ -82,10 +82,6 @@ def replace(wh: Warehouse, lake_root: str | Path, spec: TableSpec, frame: pd.Dat
             else:
                 table.create(conn)
             rows = wh.insert(conn, table, frame)
-    except BaseException:
-        pending.abort()
-        raise
-    pending.commit()
     return rows
 
 
