@@ -26,6 +26,7 @@ from python_calamine import CalamineError, CalamineWorkbook, PasswordError, Shee
 
 from assets.errors import ExportError
 from assets.extract.base import ROW_COLUMN, Extracted, Skipped
+from assets.extract.headers import normalise_header, strip_marks
 
 HEADER_SCAN_ROWS = 30
 # Zip-bomb guards for xlsx: the expanded content may be at most this many times max_bytes, and no large member
@@ -38,8 +39,6 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
 
 _WS = re.compile(r"[\s\u200b\ufeff]+")
-_TRAILING_MARKS = re.compile(r"(\s*(\(\*\)|\*|:))+$")
-_SLASH = re.compile(r"\s*/\s*")
 _COLUMN_NUMBER = re.compile(r"^\(?\s*(\d{1,3}|[a-z])\s*\)?(\s*=.*)?$")
 # Matched on the diacritics-stripped text, anchored at the end so "Tổng công ty ..." is not a totals row.
 _TOTALS = re.compile(r"^(tong cong|tong so|tong|cong)(\s*[:.])?(\s+(toan|chung)\b.*|\s*\(.*\))?$")
@@ -52,22 +51,6 @@ _SIGNATURE_MAX_CELLS = 3  # signature rows hold a label or two; a data row start
 
 
 # ---------------------------------------------------------------------------------------------- text helpers
-
-
-def _norm(text: str) -> str:
-    """Header text as compared: NFC, casefolded, one space, no trailing ':' / '(*)', ' / ' around slashes."""
-    s = _WS.sub(" ", unicodedata.normalize("NFC", text).casefold()).strip()
-    s = _TRAILING_MARKS.sub("", s)
-    return _SLASH.sub(" / ", s).strip()
-
-
-# Vietnamese tone and vowel marks decompose (NFD) into U+0300-U+036F; đ/Đ do not decompose.
-_STRIP_MARKS = {cp: None for cp in range(0x300, 0x370)} | {ord("đ"): "d", ord("Đ"): "D"}
-
-
-def _bare(text: str) -> str:
-    """Without diacritics, so "Mã số thuế" == "Ma so thue" and old/new tone placement ("hoà"/"hòa") agree."""
-    return unicodedata.normalize("NFD", text).translate(_STRIP_MARKS)
 
 
 def _display(value: Any) -> str:
@@ -160,7 +143,7 @@ class _Label:
     top: str  # the upper header text (the group, or the header itself), normalised
 
     def __post_init__(self) -> None:
-        self.full_bare, self.leaf_bare = _bare(self.full), _bare(self.leaf)
+        self.full_bare, self.leaf_bare = strip_marks(self.full), strip_marks(self.leaf)
 
 
 class _Aliases:
@@ -173,9 +156,9 @@ class _Aliases:
         for name, aliases in columns.items():
             forms: set[str] = set()
             for alias in [*aliases, name]:  # the canonical name itself is accepted too (re-exports of our own tables)
-                n = _norm(alias)
+                n = normalise_header(alias)
                 if n:
-                    forms.update((n, _bare(n)))
+                    forms.update((n, strip_marks(n)))
             self.forms[name] = forms
 
     def matches(self, labels: dict[int, _Label]) -> dict[str, list[int]]:
@@ -203,14 +186,14 @@ def _labels(rows: list[list[Any]], top: int, depth: int) -> dict[int, _Label]:
             group = None
             continue
         if low and up and up != low:
-            group, group_display = _norm(up), up
-            labels[c] = _Label(f"{group} / {_norm(low)}", _norm(low), f"{up} / {low}", group)
+            group, group_display = normalise_header(up), up
+            labels[c] = _Label(f"{group} / {normalise_header(low)}", normalise_header(low), f"{up} / {low}", group)
         elif low and not up and group:
-            labels[c] = _Label(f"{group} / {_norm(low)}", _norm(low), f"{group_display} / {low}", group)
+            labels[c] = _Label(f"{group} / {normalise_header(low)}", normalise_header(low), f"{group_display} / {low}", group)
         else:
             text = up or low
             group = None
-            labels[c] = _Label(_norm(text), _norm(text), text, _norm(text))
+            labels[c] = _Label(normalise_header(text), normalise_header(text), text, normalise_header(text))
     return labels
 
 
@@ -321,7 +304,7 @@ def _expected(aliases: _Aliases, names: list[str]) -> str:
 
 def _prefix(text: str) -> str:
     """First four letters, casefolded, without marks or spaces: a cheap filter before full normalisation."""
-    return "".join(_bare(text[:16].casefold()).split())[:4]
+    return "".join(strip_marks(text[:16].casefold()).split())[:4]
 
 
 def _find_second_header(grid: list[list[Any]], header: _Header) -> int | None:
@@ -330,13 +313,13 @@ def _find_second_header(grid: list[list[Any]], header: _Header) -> int | None:
     for c in header.mapping.values():
         lab = header.labels[c]
         accepted = {lab.full, lab.leaf, lab.top}
-        accepted |= {_bare(a) for a in accepted}
+        accepted |= {strip_marks(a) for a in accepted}
         lengths = [len(a) for a in accepted]
         # Only cells of header-like length starting with a header's first letter get normalised:
         # keeps this scan cheap on a million data rows.
         initials = set(" \t\r\n\xa0")  # leading blanks: let the full comparison decide
         for a in accepted:
-            for ch in {a[:1], _bare(a[:1])}:
+            for ch in {a[:1], strip_marks(a[:1])}:
                 first = unicodedata.normalize("NFD", ch)[:1]
                 initials |= {ch, ch.upper(), first, first.upper()}
         prefixes = {_prefix(a) for a in accepted}
@@ -355,8 +338,8 @@ def _find_second_header(grid: list[list[Any]], header: _Header) -> int | None:
                 and value[:1] in initials
                 and _prefix(value) in prefixes
             ):
-                norm = _norm(value)
-                if norm in accepted or _bare(norm) in accepted:
+                norm = normalise_header(value)
+                if norm in accepted or strip_marks(norm) in accepted:
                     hits += 1
                     if hits >= need:
                         return r
@@ -385,7 +368,7 @@ def _is_column_numbers(row: list[Any]) -> bool:
                 return False
             numbers.append(int(v))
         elif isinstance(v, str):
-            m = _COLUMN_NUMBER.match(_norm(v))
+            m = _COLUMN_NUMBER.match(normalise_header(v))
             if not m:
                 return False
             mark = m.group(1)
@@ -421,7 +404,7 @@ def _row_kind(row: list[Any]) -> tuple[str | None, str]:
     first = _first_text(row)  # a data row usually starts with its STT number: done here
     if first is None or len(first) > 120:
         return None, ""
-    bare = _bare(_norm(first))
+    bare = strip_marks(normalise_header(first))
     if _TOTALS.match(bare):
         return "totals", _display(first)
     if _SIGNATURE.match(bare) and sum(not _is_empty(v) for v in row) <= _SIGNATURE_MAX_CELLS:
@@ -564,7 +547,7 @@ def _pick_sheet(wb: CalamineWorkbook, sheet: str | int | None, file: str) -> str
         raise ExportError(file, f"sheet index {sheet} not found; sheets in the file: {listed}", f"sheet {sheet}")
     if sheet in names:
         return sheet
-    close = [n for n in names if _norm(n) == _norm(sheet)]  # "DN " or "dn" typed in a contract
+    close = [n for n in names if normalise_header(n) == normalise_header(sheet)]  # "DN " or "dn" typed in a contract
     if len(close) == 1:
         return close[0]
     raise ExportError(file, f"sheet '{sheet}' not found; sheets in the file: {listed}", f"sheet '{sheet}'")

@@ -8,12 +8,27 @@ import unicodedata
 from assets.errors import ExportError
 
 
+_WS = re.compile(r"[\s\u200b\ufeff]+")
+_TRAILING_MARKS = re.compile(r"(\s*(\(\*\)|\*|:))+$")
+_SLASH = re.compile(r"\s*/\s*")
+# Vietnamese tone and vowel marks decompose (NFD) into U+0300-U+036F; đ/Đ do not decompose.
+_STRIP_MARKS = {cp: None for cp in range(0x300, 0x370)} | {ord("đ"): "d", ord("Đ"): "D"}
+
+
+def normalise_header(text: str) -> str:
+    """Header text as compared: NFC, casefolded, one space, no trailing ':' / '(*)', ' / ' around slashes."""
+    s = _WS.sub(" ", unicodedata.normalize("NFC", str(text)).casefold()).strip()
+    return _SLASH.sub(" / ", _TRAILING_MARKS.sub("", s)).strip()
+
+
+def strip_marks(text: str) -> str:
+    """Without diacritics, so "Mã số thuế" == "Ma so thue" and old/new tone placement ("hoà"/"hòa") agree."""
+    return unicodedata.normalize("NFD", text).translate(_STRIP_MARKS)
+
+
 def header_key(text: str) -> str:
     """Compare headers ignoring case, spacing, line breaks, trailing ':' and '(*)', and diacritics."""
-    text = unicodedata.normalize("NFD", str(text)).replace("đ", "d").replace("Đ", "D")
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    text = re.sub(r"\(\*\)|[:*]+$", "", text.casefold())
-    return " ".join(text.split()).strip(" :")
+    return strip_marks(normalise_header(text))
 
 
 def alias_keys(columns: dict[str, list[str]]) -> dict[str, str]:
