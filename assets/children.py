@@ -18,7 +18,8 @@ from typing import Iterator
 
 import pandas as pd
 
-from assets import flow
+from assets import batches, flow
+from assets.batches import Staged
 from assets.clean import ORIGINAL_PREFIX
 from assets.contract import Column, Contract
 from assets.extract import extract
@@ -52,7 +53,7 @@ def child_contract(parent: Contract, name: str) -> Contract:
     })
 
 
-def validated_children(parent: Contract, validated: pd.DataFrame,
+def validated_children(parent: Contract, validated: pd.DataFrame | Staged,
                        files: list[dict]) -> Iterator[tuple[Contract, pd.DataFrame]]:
     """(child contract, cleaned and validated child rows) for each child table of the batch's files."""
     if not parent.format.children or not files:
@@ -63,7 +64,7 @@ def validated_children(parent: Contract, validated: pd.DataFrame,
         for name, frame in got.children.items():
             texts[name].append(frame.assign(**{flow.FILE_COLUMN: f["sha256"]}))
     keys = _inherited(parent)
-    parents = validated[[flow.FILE_COLUMN, ROW_COLUMN, REASONS, *(ORIGINAL_PREFIX + k for k in keys)]].rename(
+    parents = batches.read(validated, [flow.FILE_COLUMN, ROW_COLUMN, REASONS, *(ORIGINAL_PREFIX + k for k in keys)]).rename(
         columns={ROW_COLUMN: PARENT_COLUMN, REASONS: "_parent_reasons"})
     for name, frames in texts.items():
         contract = child_contract(parent, name)

@@ -30,6 +30,7 @@ _NUMBER = {"vi": r"^[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?$", "plain": r"^[+-]?\d+(
 _TRUE = {"co", "có", "x", "1", "true", "dung", "đúng", "yes"}
 _FALSE = {"khong", "không", "0", "false", "sai", "no"}
 LOCAL_TZ = "Asia/Ho_Chi_Minh"
+_SAMPLE = 4096  # values sampled to decide whether a column repeats enough to clean once per distinct value
 
 
 class Reasons:
@@ -106,7 +107,10 @@ def fast_dates(text: pd.Series, with_time: bool) -> tuple[pd.Series, np.ndarray]
         first = ((np.where(ok, year, 2000) - 1970) * 12 + np.where(ok, month, 1) - 1).astype("datetime64[M]")
         days = first.astype("datetime64[D]") + (np.where(ok, day, 1) - 1).astype("timedelta64[D]")
         ok &= days.astype("datetime64[M]") == first  # 31/02 is invalid, never rolled over
-        out[pick[ok]] = days[ok].astype(object)
+        if ok.any():  # one datetime.date per day in range (1900-2100: at most 73k), not one per row
+            first_day = days[ok].min()
+            table = np.arange(first_day, days[ok].max() + 1).astype(object)
+            out[pick[ok]] = table[(days[ok] - first_day).astype(np.int64)]
         bad[pick] = ~ok
     rest = np.flatnonzero(~fixed & text.notna().to_numpy())
     if len(rest):
@@ -123,8 +127,8 @@ def _parse_numbers(text: pd.Series, integer: bool, style: str) -> tuple[pd.Serie
     values = pc.cast(pc.if_else(ok, plain, None), pa.float64())
     series = pd.Series(values.to_numpy(zero_copy_only=False), index=text.index)
     bad = ~np.asarray(ok.to_numpy(zero_copy_only=False), dtype=bool)
-    if integer:
-        whole = series.isna() | (series == np.floor(series))
+    if integer:  # past 2**53 a float64 no longer holds every integer: such a value is refused, never rounded
+        whole = series.isna() | ((series == np.floor(series)) & (series.abs() < 2 ** 53))
         bad |= ~whole.to_numpy()
         series = series.where(whole).astype("Int64")
     return series, bad
@@ -138,8 +142,43 @@ def _mapped(text: pd.Series, values: dict[str, str]) -> tuple[pd.Series, np.ndar
     return out, (text.notna() & out.isna()).to_numpy()
 
 
+def _distinct(text: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
+    """(the column's distinct values, null included, in order of first appearance; each row's position among them)
+    for a long Arrow text column whose sample repeats, or a long column with no value at all; else None."""
+    if len(text) < 4 * _SAMPLE:
+        return None
+    if text.dtype == object:  # extract gives an absent column as None: one missing value stands for all
+        return (text.iloc[:1].reset_index(drop=True), np.zeros(len(text), dtype=np.intp)) if text.isna().all() else None
+    if not (isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow"):
+        return None
+    sample = text.iloc[np.linspace(0, len(text) - 1, _SAMPLE).astype(np.int64)].dropna()
+    if not len(sample) or sample.nunique() > len(sample) // 2:
+        return None
+    encoded = pc.dictionary_encode(vector.text_array(text), null_encoding="encode")
+    return (pd.Series(pd.array(encoded.dictionary, dtype=text.dtype), name=text.name),
+            encoded.indices.to_numpy(zero_copy_only=False))
+
+
 def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "vi") -> tuple[pd.Series, list]:
-    """One column: (typed values, [(mask, reason code), ...])."""
+    """One column: (typed values, [(mask, reason code), ...]).
+
+    Every rule below is per value, so a column that repeats a few values (dates, fees, names, coded values) is
+    cleaned once per distinct value and taken back to its rows: same values, masks and reason order (the
+    distinct values are in order of first appearance)."""
+    found = _distinct(text)
+    if found is None:
+        return _clean_column(name, col, text, number_style)
+    distinct, codes = found
+    values, failures = _clean_column(name, col, distinct, number_style)
+    if (isinstance(values.dtype, pd.StringDtype) and values.dtype == text.dtype
+            and vector.text_array(values).equals(vector.text_array(distinct))):  # cleaning changed nothing
+        out = pd.Series(text.array, index=text.index, name=values.name)
+    else:
+        out = pd.Series(values.array.take(codes), index=text.index, name=values.name)
+    return out, [(np.asarray(mask, dtype=bool)[codes], code) for mask, code in failures]
+
+
+def _clean_column(name: str, col: Column, text: pd.Series, number_style: str) -> tuple[pd.Series, list]:
     text = vector.clean_text(text)
     present = text.notna().to_numpy()
     if col.values:
@@ -177,26 +216,39 @@ def clean_column(name: str, col: Column, text: pd.Series, number_style: str = "v
 def clean(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:
     """Typed columns, `_src_` originals, ROW_COLUMN and REASONS (None for a clean row)."""
     n = len(extracted)
-    reasons = Reasons(n, extracted[REASONS] if REASONS in extracted else None)
-    out = {}
+    failures, out = [], {}
     for name, col in contract.columns.items():
-        values, failures = clean_column(name, col, extracted[name], contract.format.number_style)
-        for mask, code in failures:
-            reasons.add(mask, code)
+        values, found = clean_column(name, col, extracted[name], contract.format.number_style)
+        failures += found
         out[name] = values.reset_index(drop=True) if isinstance(values, pd.Series) else values
-    cleaned = pd.DataFrame(out)
-    _flag_duplicates(contract, cleaned, reasons)
     for name in contract.columns:
-        cleaned[ORIGINAL_PREFIX + name] = extracted[name].reset_index(drop=True)
-    cleaned[ROW_COLUMN] = extracted[ROW_COLUMN].reset_index(drop=True)
+        out[ORIGINAL_PREFIX + name] = extracted[name].reset_index(drop=True)
+    out[ROW_COLUMN] = extracted[ROW_COLUMN].reset_index(drop=True)
     if ORIGINAL in extracted:
-        cleaned[ORIGINAL] = extracted[ORIGINAL].reset_index(drop=True)
-    cleaned[REASONS] = reasons.series(cleaned.index)
-    return cleaned
+        out[ORIGINAL] = extracted[ORIGINAL].reset_index(drop=True)
+    out[REASONS] = _reasons(n, extracted[REASONS] if REASONS in extracted else None, failures)
+    return pd.DataFrame(out, copy=False)  # every column is on RangeIndex(n)
 
 
-def _flag_duplicates(contract: Contract, cleaned: pd.DataFrame, reasons: Reasons) -> None:
-    """Repeated primary keys: identical copies keep the first and reject the rest as `duplicate_row`;
+def _reasons(n: int, initial: pd.Series | None, failures: list) -> pd.Series:
+    """Reasons(n, initial) with every failure added, as .series(): joined only for the rows that have a reason."""
+    rows = np.zeros(n, dtype=bool)
+    for mask, _ in failures:
+        rows |= mask
+    if initial is not None:
+        given = np.flatnonzero(initial.notna().to_numpy())
+        rows[given] |= initial.iloc[given].to_numpy(dtype=object) != ""
+    at = np.flatnonzero(rows)
+    some = Reasons(len(at), None if initial is None else initial.iloc[at])
+    for mask, code in failures:
+        some.add(mask[at], code)
+    joined = np.full(n, None, dtype=object)
+    joined[at] = some.series(None).to_numpy(dtype=object)
+    return pd.Series(joined, index=pd.RangeIndex(n), dtype=object)
+
+
+def flag_duplicates(contract: Contract, cleaned: pd.DataFrame, reasons: Reasons) -> None:
+    """Repeated primary keys (over the whole batch: `assets.flow.validate` calls this): identical copies keep the first and reject the rest as `duplicate_row`;
     copies that disagree are all rejected as `duplicate_key_conflict` (which one is right is not ours to guess)."""
     key = contract.primary_key
     if not key:

@@ -24,6 +24,7 @@ from dagster import (
 )
 
 from assets import children, flow, load
+from assets.batches import Staged
 from assets.clean import Reasons
 from assets.contract import Contract
 from assets.errors import ExportError
@@ -169,25 +170,29 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
            metadata={"dagster/column_schema": table_schema(contract),
                      "dagster/column_lineage": lineage(contract, key("raw"), from_export=True)},
            description=f"{contract.title}: decoded, typed and normalised; rows that cannot be cleaned carry reasons.")
-    def clean(context: AssetExecutionContext, kho: KhoResource, raw: pd.DataFrame) -> Output[pd.DataFrame]:
+    def clean(context: AssetExecutionContext, kho: KhoResource, raw: pd.DataFrame) -> Output[Staged]:
         with faults(ds):
             files = raw.to_dict("records")
             failures: list = []
-            extracted, reports = flow.extract_files(contract, files, failures)
+            counts = {"reasons": 0, "outside": 0}
+
+            def mark(cleaned: pd.DataFrame) -> None:
+                counts["outside"] += _outside_period(context, contract, cleaned)
+                counts["reasons"] += int(cleaned[REASONS].notna().sum())
+
+            cleaned, reports = flow.clean_files(contract, files, kho.work_file(context), failures, mark)
             for f, e in failures:  # an unreadable file fails alone: logged, kept in the raw archive, not retried
                 _log_failure(kho, contract, context.run.run_id, [f], e, partition=_partition(context))
                 context.log.error(str(e))
             if failures and len(failures) == len(files):
                 raise Failure(description=f"{contract.dataset}: " + "; ".join(str(e) for _, e in failures),
                               allow_retries=False)
-            cleaned = flow.clean_batch(contract, extracted)
-            outside = _outside_period(context, contract, cleaned)
             notes = [f"{f['file_name']}: {r.encoding or ''} " + "; ".join(
                 [f"skipped {s.place} ({s.why})" for s in r.skipped] + r.notes)
                 for f in files if (r := reports.get(f["sha256"]))] + [f"FAILED {e}" for _, e in failures]
             return Output(cleaned, metadata={
-                "dagster/row_count": len(cleaned), "rows_with_reasons": int(cleaned[REASONS].notna().sum()),
-                **({"rows_outside_period": outside} if contract.partitioning else {}),
+                "dagster/row_count": len(cleaned), "rows_with_reasons": counts["reasons"],
+                **({"rows_outside_period": counts["outside"]} if contract.partitioning else {}),
                 "read_notes": MetadataValue.md("\n".join(f"- {n}" for n in notes) or "no files"),
                 "dagster/column_schema": table_schema(contract),
                 "dagster/column_lineage": lineage(contract, key("raw"), from_export=True),
@@ -198,7 +203,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
            metadata={"dagster/column_schema": table_schema(contract),
                      "dagster/column_lineage": lineage(contract, key("clean"))},
            description=f"{contract.title}: checked with the contract's GX suite; rejected rows go to quarantine.")
-    def validated(context: AssetExecutionContext, kho: KhoResource, clean: pd.DataFrame):
+    def validated(context: AssetExecutionContext, kho: KhoResource, clean: Staged):
         with faults(ds):
             wh = kho.warehouse
             files = _batch_files(kho, contract, clean)
@@ -206,7 +211,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
                 yield Output(clean, metadata={"dagster/row_count": 0})
                 yield AssetCheckResult(check_name=CHECK, passed=True, metadata={"note": "no new files"})
                 return
-            v = flow.validate(contract, clean, docs_dir=str(kho.docs))
+            v = flow.validate(contract, clean, docs_dir=str(kho.docs), out=kho.work_file(context))
             hashes = [f["sha256"] for f in files]
             quarantined = load.write_quarantine(wh, kho.lake_root, contract, v.frame, context.run.run_id, hashes)
             _record_checks(kho, contract, context.run.run_id, v.results)
@@ -228,7 +233,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
            metadata={"dagster/column_schema": table_schema(contract), "dagster/table_name": contract.table,
                      "dagster/column_lineage": lineage(contract, key("validated"))},
            description=f"{contract.description.strip()}\n\nOwner: {dept.name}. Load mode: {contract.load.mode}.")
-    def curated(context: AssetExecutionContext, kho: KhoResource, validated: pd.DataFrame) -> MaterializeResult:
+    def curated(context: AssetExecutionContext, kho: KhoResource, validated: Staged) -> MaterializeResult:
         with faults(ds):
             files = _batch_files(kho, contract, validated)
             if not files:
@@ -252,7 +257,7 @@ def build_assets(contract: Contract, retry_policy: RetryPolicy = RETRY) -> list:
                 raise Failure(description=str(e), allow_retries=False) from None
             return MaterializeResult(metadata={
                 "dagster/row_count": loaded.rows, "rows_read": len(validated),
-                "rows_quarantined": int(validated[REASONS].notna().sum()), **loaded.metadata(),
+                "rows_quarantined": sum(row["rows_quarantined"] for row in log), **loaded.metadata(),
                 "dagster/column_lineage": lineage(contract, key("validated")),
             })
 
@@ -316,9 +321,9 @@ def _outside_period(context, contract: Contract, cleaned: pd.DataFrame) -> int:
     return int(outside.sum())
 
 
-def _batch_files(kho: KhoResource, contract: Contract, frame: pd.DataFrame) -> list[dict]:
+def _batch_files(kho: KhoResource, contract: Contract, rows: Staged) -> list[dict]:
     """The manifest rows of the files whose rows are in this batch."""
-    hashes = set(frame[flow.FILE_COLUMN].dropna().unique()) if len(frame) else set()
+    hashes = set(flow.file_counts(rows))
     wh = kho.warehouse
     with wh.engine.connect() as conn:
         rows = conn.execute(sa.select(wh.manifest).where(wh.manifest.c.dataset == contract.dataset)
@@ -328,13 +333,12 @@ def _batch_files(kho: KhoResource, contract: Contract, frame: pd.DataFrame) -> l
 
 def _log_rows(kho, contract, load_id, files, frame, status, message, write=True, partition=None) -> list[dict]:
     finished = now()
-    per_file = frame.groupby(flow.FILE_COLUMN)["_kho_reasons"]
-    read, rejected = per_file.size(), per_file.count()
+    counts = flow.file_counts(frame)
     rows = [{
         "load_id": load_id, "dataset": contract.dataset, "department": contract.department.code,
         "partition_key": partition, "file_name": f["file_name"], "file_sha256": f["sha256"],
-        "rows_read": int(read.get(f["sha256"], 0)), "rows_quarantined": int(rejected.get(f["sha256"], 0)),
-        "rows_loaded": int(read.get(f["sha256"], 0) - rejected.get(f["sha256"], 0)) if status == "loaded" else 0,
+        "rows_read": (c := counts.get(f["sha256"], (0, 0)))[0], "rows_quarantined": c[1],
+        "rows_loaded": c[0] - c[1] if status == "loaded" else 0,
         "check_outcome": "passed" if status == "loaded" else "failed", "status": status, "message": message,
         "started_at": finished, "finished_at": finished,
     } for f in files]

@@ -2,6 +2,10 @@
 
 Dagster assets (`assets.factory`) and the department self-check (`kho check`) both call these, so what a
 clerk sees in the self-check is exactly what the pipeline would do.
+
+Each step takes and gives either a DataFrame or, for exports larger than memory, a `batches.Staged` Parquet
+file that is read a slice at a time; checks over the whole batch (repeated keys, uniqueness, row counts)
+read only the columns they need, so they stay exact.
 """
 
 from __future__ import annotations
@@ -12,25 +16,33 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets import privacy
-from assets.clean import ORIGINAL_PREFIX, Reasons, clean
+import pyarrow as pa
+
+from assets import batches, privacy
+from assets.batches import Staged
+from assets.clean import ORIGINAL_PREFIX, Reasons, clean, flag_duplicates
 from assets.contract import Contract
 from assets.periods import period_keys
 from assets.errors import ExportError
-from assets.extract import extract
+from assets.extract import extract_slices
 from assets.extract.base import ROW_COLUMN, Extracted
 from assets.extract.csv import ORIGINAL, REASONS
 
 FILE_COLUMN = "_kho_file_sha256"
+# Parquet types of cleaned columns, for a slice where a column has no value at all (pandas cannot tell then)
+_ARROW = {"date": pa.date32(), "datetime": pa.timestamp("us", tz="UTC"), "integer": pa.int64(),
+          "decimal": pa.float64(), "boolean": pa.bool_()}
 
 
 @dataclass
 class Validation:
-    frame: pd.DataFrame  # the cleaned rows with their final reasons
+    frame: pd.DataFrame | Staged  # the cleaned rows with their final reasons (Staged when given Staged)
     results: list  # quality.gx.ExpectationOutcome, one per expectation
     passed: bool  # the blocking verdict
     problems: list[str] = field(default_factory=list)  # why it did not pass, in words
     docs_path: str | None = None
+    checked: np.ndarray | None = None  # positions of the rows GX saw (ExpectationOutcome.unexpected_rows index these)
+    rejected_rows: int = 0
 
     @property
     def rejected(self) -> pd.Series:
@@ -44,28 +56,63 @@ class Validation:
 
 def extract_files(contract: Contract, files: list[dict],
                   failures: list | None = None) -> tuple[pd.DataFrame, dict[str, Extracted]]:
-    """Read every file of the batch; the rows carry the hash of the file they came from.
+    """Every file of the batch as one frame; the rows carry the hash of the file they came from.
 
     With a `failures` list, a file that cannot be read is appended to it as (file, ExportError) and the
     others are still read: one bad export fails alone. Without it the first ExportError is raised."""
     frames, reports = [], {}
     for f in files:
-        data = Path(f["archive_path"]).read_bytes()
         try:
-            got = extract(contract, data, f["file_name"])
+            pieces, report = extract_slices(contract, f["archive_path"], f["file_name"])
+            got = [piece.assign(**{FILE_COLUMN: f["sha256"]}) for piece in pieces]
         except ExportError as e:
             if failures is None:
                 raise
             failures.append((f, e))
             continue
-        got.frame[FILE_COLUMN] = f["sha256"]
-        frames.append(got.frame)
-        reports[f["sha256"]] = got
+        frames.extend(got)
+        reports[f["sha256"]] = report
     if not frames:
-        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in contract.columns})
-        empty[ROW_COLUMN], empty[REASONS], empty[ORIGINAL], empty[FILE_COLUMN] = [], None, None, None
-        return empty, reports
+        return _empty(contract), reports
     return pd.concat(frames, ignore_index=True), reports
+
+
+def _empty(contract: Contract) -> pd.DataFrame:
+    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in contract.columns})
+    empty[ROW_COLUMN], empty[REASONS], empty[ORIGINAL], empty[FILE_COLUMN] = [], None, None, None
+    return empty
+
+
+def clean_files(contract: Contract, files: list[dict], out: str | Path, failures: list | None = None,
+                mark=None) -> tuple[Staged, dict[str, Extracted]]:
+    """Extract and clean the batch's files a slice at a time (KHO_SLICE_ROWS) into the Parquet file `out`.
+
+    Memory stays bounded by the slice, whatever the size of the exports. `mark(cleaned)` may add reasons to
+    each cleaned slice (the Dagster step rejects rows outside the run's period). A file that fails part-way
+    (`failures` given) leaves none of its rows behind."""
+    reports, dropped = {}, set()
+    types = {**{ORIGINAL_PREFIX + c: pa.large_string() for c in contract.columns},
+             **{n: _ARROW.get(c.type, pa.large_string()) for n, c in contract.columns.items()},
+             ROW_COLUMN: pa.int64()}
+    with batches.Writer(out, types) as w:
+        for f in files:
+            first = w.row_groups
+            try:
+                pieces, report = extract_slices(contract, f["archive_path"], f["file_name"], batches.slice_rows())
+                for piece in pieces:
+                    cleaned = clean_batch(contract, piece.assign(**{FILE_COLUMN: f["sha256"]}))
+                    if mark is not None:
+                        mark(cleaned)
+                    w.write(cleaned)
+            except ExportError as e:
+                if failures is None:
+                    raise
+                failures.append((f, e))
+                dropped.update(range(first, w.row_groups))
+                continue
+            reports[f["sha256"]] = report
+        staged = w.close(empty=None if w.row_groups else clean_batch(contract, _empty(contract)))
+    return staged.without(dropped), reports
 
 
 def clean_batch(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:
@@ -76,36 +123,90 @@ def clean_batch(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:
     return cleaned
 
 
-def validate(contract: Contract, cleaned: pd.DataFrame, docs_dir: str | None = None) -> Validation:
-    """Run the contract's GX suite on the rows that survived cleaning.
+def file_counts(rows: pd.DataFrame | Staged) -> dict[str, tuple[int, int]]:
+    """{file sha256: (rows read, rows rejected)} of a batch, a slice at a time."""
+    counts: dict[str, list[int]] = {}
+    for piece in batches.slices(rows, [FILE_COLUMN, REASONS]):
+        grouped = piece.groupby(FILE_COLUMN)[REASONS]
+        for sha, (n, bad) in pd.DataFrame({"n": grouped.size(), "bad": grouped.count()}).iterrows():
+            c = counts.setdefault(sha, [0, 0])
+            c[0] += int(n)
+            c[1] += int(bad)
+    return {sha: (n, bad) for sha, (n, bad) in counts.items()}
+
+
+def validate(contract: Contract, cleaned: pd.DataFrame | Staged, docs_dir: str | None = None,
+             out: str | Path | None = None) -> Validation:
+    """Flag repeated primary keys, then run the contract's GX suite on the rows that survived cleaning.
 
     Rows failing a row-level error expectation join the quarantine with `<expectation>:<column>[,<column>]`;
     batch-level error failures (table expectations, `mostly` ratios, expectations that raised) and a rejected
     share above the contract's limit fail the blocking check. Warn-level failures are only recorded.
+    A Staged batch is read by column for the checks and written slice by slice, with its reasons, to `out`.
     """
     from quality.gx import validate as gx_validate
 
-    alive = np.flatnonzero(cleaned[REASONS].isna().to_numpy())
-    typed = cleaned[list(contract.columns)].iloc[alive].reset_index(drop=True)
+    n = len(cleaned)
+    reasons = Reasons(n, batches.read(cleaned, [REASONS])[REASONS])
+    _duplicates(contract, cleaned, reasons)
+    alive = np.flatnonzero(reasons.codes == "")
+    typed = batches.Selection(cleaned, alive, list(contract.columns))
+    if isinstance(cleaned, pd.DataFrame):
+        typed = typed.read()
     outcome = gx_validate(typed, contract.dataset, contract.suite(), docs_dir=docs_dir)
-    reasons = Reasons(len(cleaned), cleaned[REASONS])
     problems = []
     for r in outcome.results:
         if r.quarantines and r.unexpected_rows:
-            mask = np.zeros(len(cleaned), dtype=bool)
+            mask = np.zeros(n, dtype=bool)
             mask[alive[r.unexpected_rows]] = True
             reasons.add(mask, r.reason_code)
         elif r.blocks:
             seen = r.exception or (f"{r.unexpected_percent:.1f}% of values unexpected"
                                    if r.unexpected_percent is not None else f"observed {r.observed_value}")
             problems.append(f"{r.expectation}{_args(r.kwargs)} failed ({seen})")
-    frame = cleaned.copy(deep=False)  # only REASONS is replaced below (copy-on-write keeps `cleaned` intact)
-    frame[REASONS] = reasons.series(frame.index)
-    share = float(frame[REASONS].notna().mean()) if len(frame) else 0.0
+    rejected = int((reasons.codes != "").sum())
+    if isinstance(cleaned, pd.DataFrame):
+        frame = cleaned.copy(deep=False)  # only REASONS is replaced (copy-on-write keeps `cleaned` intact)
+        frame[REASONS] = reasons.series(frame.index)
+    else:
+        frame = batches.write(out, _with_reasons(cleaned, reasons))
+    share = rejected / n if n else 0.0
     if share > contract.quality.max_rejected_share:
         problems.append(f"{share:.1%} of rows rejected, above the contract's limit of "
                         f"{contract.quality.max_rejected_share:.0%}")
-    return Validation(frame, outcome.results, not problems, problems, outcome.docs_path)
+    return Validation(frame, outcome.results, not problems, problems, outcome.docs_path, alive, rejected)
+
+
+def _with_reasons(staged: Staged, reasons: Reasons):
+    at = 0
+    for piece in staged.slices():
+        codes = reasons.codes[at:at + len(piece)]
+        piece[REASONS] = pd.Series(np.where(codes == "", None, codes), index=piece.index, dtype=object)
+        at += len(piece)
+        yield piece
+
+
+def _duplicates(contract: Contract, rows: pd.DataFrame | Staged, reasons: Reasons) -> None:
+    """Repeated primary keys across the whole batch (`assets.clean.flag_duplicates`), reading the key columns
+    whole and the other columns only of the rows whose key repeats."""
+    key = contract.primary_key
+    if not key or not len(rows):
+        return
+    keys = batches.read(rows, key)
+    repeated = np.flatnonzero((keys.duplicated(keep=False) & keys.notna().all(axis=1)).to_numpy())
+    if not len(repeated):
+        return
+    columns, parts, at = list(contract.columns), [], 0
+    for piece in batches.slices(rows, columns):
+        mine = repeated[(repeated >= at) & (repeated < at + len(piece))]
+        parts.append(piece.iloc[mine - at])
+        at += len(piece)
+    found = Reasons(len(repeated))
+    flag_duplicates(contract, pd.concat(parts, ignore_index=True), found)
+    for code in set(found.codes) - {""}:
+        mask = np.zeros(len(rows), dtype=bool)
+        mask[repeated[found.codes == code]] = True
+        reasons.add(mask, code)
 
 
 def _args(kwargs: dict) -> str:

@@ -21,7 +21,9 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import queue
 import tempfile
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -117,10 +119,18 @@ class PendingWrite:
         self.commit()
 
 
+_DONE = object()  # ends a background writer's queue
+ROW_GROUP_ROWS = 1 << 17  # rows per row group of a lake file (the last one of a file may be shorter)
+
+
 def _groups(table: pa.Table, column: str | None) -> Iterable[tuple[Any, pa.Table]]:
     if column is None or table.num_rows == 0:
         return [(None, table)] if table.num_rows or column is None else []
     values = table[column]
+    if values.null_count == 0:
+        first = values[0]
+        if pc.all(pc.equal(values, first)).as_py():  # one period, one file: most batches; no copy
+            return [(first.as_py(), table)]
     out = [(v, table.filter(pc.equal(values, v))) for v in pc.unique(values).drop_null().to_pylist()]
     if values.null_count:
         out.append((None, table.filter(pc.is_null(values))))
@@ -135,46 +145,189 @@ def _find(fs, base: str) -> list[str]:
         return []
 
 
-def stage(root: str | Path, zone: str, contract: Contract, data: pa.Table, layout: str,
-          hashes: Iterable[str] = (), descriptions: dict[str, str] | None = None) -> PendingWrite:
-    """Write `data` as the dataset's files under temporary names; publish them with `commit()`.
+class Stager:
+    """The dataset's files for one load, written a slice at a time under temporary names (`write`); `close()`
+    returns the PendingWrite that publishes them after the SQL commit.
 
     layout: "snapshot" (the rows are the whole table: every other file goes), "by_partition" (the rows replace
-    their partitions), "by_file" (the rows replace what their source files gave before). Call it holding the
+    their partitions), "by_file" (the rows replace what their source files gave before). One Parquet writer per
+    output file stays open until `close`; each writes row groups of ROW_GROUP_ROWS rows, so memory grows with
+    that, not with the batch, and the files do not depend on how the rows were sliced. Create it holding the
     table's load lock: leftover temporary files of a killed load are then safe to remove.
+
+    `background`: the files are written by a thread of their own while the caller goes on (SQL ingests and
+    Parquet encoding both run outside the GIL); at most two slices wait for it, and a failure there is raised
+    by the next `write` or by `close`.
     """
-    fs, base = filesystem(root)
-    base = f"{base}/{zone}/{contract.dataset}"
-    key = contract.partitioning.key if contract.partitioning and contract.partitioning.key in data.column_names \
-        else None
-    writes: dict[str, pa.Table] = {}
-    for value, part in _groups(data, key):
-        folder = base if key is None else f"{base}/{key}={HIVE_NULL if value is None else value}"
-        part = part.drop_columns([key]) if key else part
-        if layout == "by_file" or (layout == "by_partition" and value is None):
-            for sha, chunk in _groups(part, FILE_COLUMN):
-                writes[f"{folder}/part-{sha[:16]}.parquet"] = chunk
-        else:
-            writes[f"{folder}/data.parquet"] = part
-    existing = _find(fs, base)
-    if _local(fs):  # a killed load's temporary files: ours to remove, we hold the lock
-        for path in existing:
-            if posixpath.basename(path).startswith(".") and path.endswith(".tmp"):
-                os.unlink(path)
-    existing = [p for p in existing if p.endswith(".parquet")]
-    own = {f"part-{h[:16]}.parquet" for h in hashes}
-    replaced = {posixpath.dirname(p) for p in writes if p.endswith("/data.parquet")}
-    stale = [p for p in existing if layout == "snapshot" or posixpath.basename(p) in own
-             or (layout == "by_partition" and posixpath.dirname(p) in replaced)]
-    pending = PendingWrite(deletes=[p for p in stale if p not in writes], fs=fs)
+
+    def __init__(self, root: str | Path, zone: str, contract: Contract, layout: str, hashes: Iterable[str] = (),
+                 descriptions: dict[str, str] | None = None, background: bool = False):
+        self.fs, base = filesystem(root)
+        self.base = f"{base}/{zone}/{contract.dataset}"
+        self.contract, self.layout, self.hashes = contract, layout, list(hashes)
+        self.descriptions = descriptions
+        self.partition = contract.partitioning.key if contract.partitioning else None
+        self.key: str | None = None  # the partition column, once the first slice shows it is there
+        self.schema: pa.Schema | None = None  # of the slices (the table's columns)
+        self.periods: set[str] = set()  # partition values written
+        self.pending = PendingWrite(fs=self.fs)
+        self._writers: dict[str, tuple[pq.ParquetWriter, pa.Schema]] = {}
+        self._buffers: dict[str, list[pa.Table]] = {}  # per output file: rows not written yet
+        self._schemas: dict[str, pa.Schema] = {}
+        self._buffered = 0
+        existing = _find(self.fs, self.base)
+        if _local(self.fs):  # a killed load's temporary files: ours to remove, we hold the lock
+            for path in existing:
+                if posixpath.basename(path).startswith(".") and path.endswith(".tmp"):
+                    os.unlink(path)
+        self._existing = [p for p in existing if p.endswith(".parquet")]
+        self._queue: queue.Queue | None = None
+        self._failed: BaseException | None = None
+        self._cancelled = False
+        if background:
+            self._queue = queue.Queue(maxsize=2)
+            self._thread = threading.Thread(target=self._work, name=f"lake {zone}/{contract.dataset}", daemon=True)
+            self._thread.start()
+
+    def write(self, data: pa.Table) -> None:
+        """One slice of the rows (every slice has the same columns)."""
+        if self._queue is None:
+            return self._write(data)
+        if self._failed is not None:
+            self.abort()
+            raise self._failed
+        self._queue.put(data)
+
+    def _work(self) -> None:
+        while (data := self._queue.get()) is not _DONE:
+            if self._failed is None and not self._cancelled:
+                try:
+                    self._write(data, abort=False)
+                except BaseException as e:  # raised in the caller's thread, by the next write or by close
+                    self._failed = e
+
+    def _join(self) -> None:
+        if self._queue is not None and self._thread.is_alive():
+            self._queue.put(_DONE)
+            self._thread.join()
+
+    def _write(self, data: pa.Table, abort: bool = True) -> None:
+        try:
+            if self.schema is None:
+                self.schema = data.schema
+                self.key = self.partition if self.partition in data.column_names else None
+            for value, part in _groups(data, self.key):
+                folder = self.base if self.key is None else \
+                    f"{self.base}/{self.key}={HIVE_NULL if value is None else value}"
+                if self.key:
+                    part = part.drop_columns([self.key])
+                    if value is not None:
+                        self.periods.add(str(value))
+                if self.layout == "by_file" or (self.layout == "by_partition" and value is None):
+                    for sha, chunk in _groups(part, FILE_COLUMN):
+                        self._add(f"{folder}/part-{sha[:16]}.parquet", chunk)
+                else:
+                    self._add(f"{folder}/data.parquet", part)
+        except BaseException:
+            if abort:
+                self.abort()
+            raise
+
+    def _add(self, dst: str, part: pa.Table) -> None:
+        parts = self._buffers.setdefault(dst, [])  # the file exists from here on, rows or not
+        self._schemas.setdefault(dst, part.schema)
+        if not part.num_rows:
+            return
+        parts.append(part)
+        self._buffered += part.num_rows
+        if sum(p.num_rows for p in parts) >= ROW_GROUP_ROWS:  # whole row groups: files do not depend on slicing
+            self._flush(dst, whole=True)
+        if self._buffered >= 4 * ROW_GROUP_ROWS:  # many files filling at once: memory comes first
+            for name, waiting in self._buffers.items():
+                if waiting:
+                    self._flush(name)
+
+    def _flush(self, dst: str, whole: bool = False) -> None:
+        parts = self._buffers[dst]
+        table = pa.concat_tables(parts) if len(parts) > 1 else parts[0] if parts else None
+        if dst not in self._writers:
+            self._open(dst, table if table is not None else self._schemas[dst].empty_table())
+        if table is None:
+            return
+        n = table.num_rows // ROW_GROUP_ROWS * ROW_GROUP_ROWS if whole else table.num_rows
+        writer, schema = self._writers[dst]
+        writer.write_table(table.slice(0, n).cast(schema), row_group_size=ROW_GROUP_ROWS)
+        self._buffers[dst] = [table.slice(n)] if n < table.num_rows else []
+        self._buffered -= n
+
+    def _open(self, dst: str, first: pa.Table) -> None:
+        """The file's writer. Columns whose first rows are mostly distinct (keys, pseudonyms) are not
+        dictionary-encoded: the encoder would fill a dictionary page per row group, then give up on it."""
+        schema = schema_metadata(self.contract, first.schema.empty_table(), self.descriptions).schema
+        sample = first.slice(0, 4096)
+        dictionary = [n for n in first.column_names
+                      if sample.num_rows < 64 or pc.count_distinct(sample[n]).as_py() <= sample.num_rows // 2]
+        writer = pq.ParquetWriter(self.pending.add(dst), schema, compression="zstd", use_dictionary=dictionary)
+        self._writers[dst] = (writer, schema)
+
+    def close(self) -> PendingWrite:
+        """Finish the files; the PendingWrite deletes the files they replace once they are published."""
+        try:
+            self._join()
+            if self._failed is not None:
+                raise self._failed
+            if self.key is None and self.layout == "snapshot" and f"{self.base}/data.parquet" not in self._buffers:
+                if self.schema is None:
+                    raise ValueError(f"{self.base}: a snapshot needs the table's columns (no slice was written)")
+                self._add(f"{self.base}/data.parquet", self.schema.empty_table())  # the whole table: no rows
+            for dst in self._buffers:
+                self._flush(dst)
+            for writer, _ in self._writers.values():
+                writer.close()
+        except BaseException:
+            self.abort()
+            raise
+        writes = set(self._writers)
+        own = {f"part-{h[:16]}.parquet" for h in self.hashes}
+        replaced = {posixpath.dirname(p) for p in writes if p.endswith("/data.parquet")}
+        stale = [p for p in self._existing if self.layout == "snapshot" or posixpath.basename(p) in own
+                 or (self.layout == "by_partition" and posixpath.dirname(p) in replaced)]
+        self.pending.deletes = [p for p in stale if p not in writes]
+        return self.pending
+
+    def abort(self) -> None:
+        """Close and remove whatever was written (a background writer stops first)."""
+        self._cancelled = True
+        if self._queue is not None:
+            while True:  # the slices still waiting are not written
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._join()
+        for writer, _ in self._writers.values():
+            try:
+                writer.close()
+            except Exception:  # a failed write (disk full) may leave the writer unable to finish: removed anyway
+                pass
+        self._writers.clear()
+        self._buffers.clear()
+        self._schemas.clear()
+        self.pending.abort()
+
+
+def stage(root: str | Path, zone: str, contract: Contract, data: pa.Table | Iterable[pa.Table], layout: str,
+          hashes: Iterable[str] = (), descriptions: dict[str, str] | None = None) -> PendingWrite:
+    """Write `data` (a table, or its slices) as the dataset's files under temporary names (`Stager`); publish
+    them with `commit()`. Call it holding the table's load lock."""
+    stager = Stager(root, zone, contract, layout, hashes, descriptions)
     try:
-        for dst, table in writes.items():
-            tmp = pending.add(dst)
-            pq.write_table(schema_metadata(contract, table, descriptions), tmp, compression="zstd")
+        for part in [data] if isinstance(data, pa.Table) else data:
+            stager.write(part)
     except BaseException:
-        pending.abort()
+        stager.abort()
         raise
-    return pending
+    return stager.close()
 
 
 def stage_file(root: str | Path, relative: str) -> PendingWrite:

@@ -6,6 +6,12 @@ freeze), then, holding the table's lock, one transaction stages the rows, applie
 after it (`assets.lake`). A failure or a kill at any point before the commit leaves the previous state visible
 and intact; running the same files again gives the same table.
 
+The rows come as one DataFrame or as a `batches.Staged` file read a slice at a time: each slice is made into
+quarantine or curated rows, typed, added to the SQL table (or to the one staging table merge and scd2 merge
+from) and streamed into the lake's Parquet writers, all inside the one transaction; checks over the whole batch
+(repeated keys, the periods replace_partition replaces) read only the columns they need. Memory follows the
+slice size, not the export's.
+
 The files to publish are recorded in `kho.lake_pending` in the load's transaction and the row is deleted once
 they are in place. A kill -9 between the commit and the publish leaves the row: the next load of the table, and
 every run of the dataset (`recover`, new files or not), publishes them first, under the table's lock, or writes
@@ -20,14 +26,18 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from assets import children, lake, modes
+from assets import batches, children, lake, modes, privacy
+from assets.batches import Staged
+from assets.clean import ORIGINAL_PREFIX
 from assets.contract import Contract
+from assets.extract.csv import ORIGINAL, REASONS
 from assets.flow import FILE_COLUMN, curated_rows, quarantine_rows
 from assets.session import Session, hold_for_test, session
 from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
@@ -60,60 +70,106 @@ def with_provenance(frame: pd.DataFrame, load_id: str, loaded_at: datetime) -> p
     return frame
 
 
-def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, frame: pd.DataFrame,
+def write_quarantine(wh: Warehouse, lake_root: str | Path, contract: Contract, frame: pd.DataFrame | Staged,
                      load_id: str, hashes: list[str]) -> int:
-    """Replace this batch's quarantined rows (by source file) in the warehouse and the lake."""
-    rows = with_provenance(quarantine_rows(contract, frame), load_id, now())
+    """Replace this batch's quarantined rows (by source file) in the warehouse and the lake; returns how many.
+    `frame`: the validated rows with their reasons, a DataFrame or a Staged file (read a slice at a time)."""
+    loaded_at = now()
     table = wh.quarantine_table(contract)
     wh.create(wh.lake_pending)
     change = wh.prepare(table, "evolve", index=(FILE_COLUMN,))  # all text, pipeline-owned: follows the contract
-    data = wh.arrow(table, rows)
+    count = 0
     with session(wh, table) as s:
         _publish_pending(s, lake_root, contract, "quarantine", table)  # a crashed load's files first
         modes.delete_files(s, table, hashes)
-        s.append(table, data, change.exact)
-        hold_for_test("quarantine")
-        pending = lake.stage(lake_root, "quarantine", contract, data, "by_file", hashes, _descriptions(table))
+        stager = lake.Stager(lake_root, "quarantine", contract, "by_file", hashes, _descriptions(table),
+                             background=True)
+        try:
+            typed = set(contract.columns)  # the quarantine keeps the text as sent, never the typed values
+            for piece in batches.slices(frame, _columns(frame, lambda c: c not in typed)):
+                data = wh.arrow(table, with_provenance(quarantine_rows(contract, piece), load_id, loaded_at))
+                s.append(table, data, change.exact)
+                stager.write(data)
+                count += data.num_rows
+            hold_for_test("quarantine")
+            pending = stager.close()
+        except BaseException:
+            stager.abort()
+            raise
         _commit(s, pending, _remember(s, lake_root, table, contract, "quarantine", load_id, "by_file", pending,
-                                      hashes, data), "quarantine")
-    return len(rows)
+                                      hashes, []), "quarantine")
+    return count
 
 
-def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame: pd.DataFrame, load_id: str,
-                 files: list[dict], log_rows: list[dict]) -> LoadResult:
-    """One transaction: the contract's load mode on the accepted rows, and the load-log rows."""
+def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame: pd.DataFrame | Staged,
+                 load_id: str, files: list[dict], log_rows: list[dict]) -> LoadResult:
+    """One transaction: the contract's load mode on the accepted rows, and the load-log rows. `frame`: the
+    validated rows with their reasons, a DataFrame or a Staged file (read a slice at a time)."""
     loaded_at = now()
-    rows = with_provenance(curated_rows(contract, frame), load_id, loaded_at)
     mode = contract.load.mode
-    if mode == "scd2":
-        rows["valid_from"] = loaded_at
     table = wh.curated_table(contract)
     wh.create(wh.load_log, wh.lake_pending)
     change = wh.prepare(table, contract.load.schema_change, index=_indexes(contract))
-    data = wh.arrow(table, rows)
-    _unique_keys(contract, rows)
+    _unique_keys(contract, frame)
+    periods = _periods(contract, frame) if mode == "replace_partition" else None
     hashes = [f["sha256"] for f in files]
     if change.added or change.missing:  # the log says what the load did to the table
         note = f"schema evolved ({change.describe()})"
         log_rows = [{**r, "message": "; ".join(filter(None, [r.get("message"), note]))} for r in log_rows]
+    layout = {"append": "by_file", "replace": "snapshot", "replace_partition": "by_partition"}.get(mode, "snapshot")
     with session(wh, table) as s:
         _publish_pending(s, lake_root, contract, "curated", table)  # a crashed load's files first
-        modes.apply(s, contract, table, data, hashes, loaded_at, change.exact)
-        if hashes:
-            s.execute(f"DELETE FROM {wh.name_of(wh.load_log)} WHERE load_id = ? AND dataset = ? "
-                      f"AND file_sha256 IN ({', '.join('?' * len(hashes))})", [load_id, contract.dataset, *hashes])
-        s.insert_rows(wh.load_log, log_rows)
-        hold_for_test("curated")
-        if mode in SNAPSHOT_MODES:
-            published, layout = _typed(table, s.fetch(f"SELECT * FROM {wh.name_of(table)}")), "snapshot"
-        else:
-            published = data
-            layout = {"append": "by_file", "replace": "snapshot", "replace_partition": "by_partition"}[mode]
-        pending = lake.stage(lake_root, "curated", contract, published, layout, hashes, _descriptions(table))
+        # the lake's files are written by a thread of their own while the slices go into SQL
+        stager = lake.Stager(lake_root, "curated", contract, layout, hashes, _descriptions(table), background=True)
+        try:
+            # merge and scd2 publish the whole table after the load: their slices go to SQL only
+            slices = _curated(wh, contract, table, frame, load_id, loaded_at,
+                              None if mode in SNAPSHOT_MODES else stager)
+            loaded = modes.apply(s, contract, table, slices, hashes, loaded_at, change.exact, periods)
+            if hashes:
+                s.execute(f"DELETE FROM {wh.name_of(wh.load_log)} WHERE load_id = ? AND dataset = ? "
+                          f"AND file_sha256 IN ({', '.join('?' * len(hashes))})", [load_id, contract.dataset, *hashes])
+            s.insert_rows(wh.load_log, log_rows)
+            hold_for_test("curated")
+            if mode in SNAPSHOT_MODES:
+                for part in _scan(s, table):
+                    stager.write(part)
+            pending = stager.close()
+        except BaseException:
+            stager.abort()
+            raise
         _commit(s, pending, _remember(s, lake_root, table, contract, "curated", load_id, layout, pending, hashes,
-                                      published), "curated")
-    return LoadResult(data.num_rows, wh.name_of(table).replace('"', ""),
+                                      sorted(stager.periods)), "curated")
+    return LoadResult(loaded, wh.name_of(table).replace('"', ""),
                       lake.dataset_url(lake_root, "curated", contract.dataset), loaded_at, change)
+
+
+def _curated(wh: Warehouse, contract: Contract, table: sa.Table, frame: pd.DataFrame | Staged, load_id: str,
+             loaded_at: datetime, stager: lake.Stager | None) -> Iterator[pa.Table]:
+    """The batch's accepted rows a slice at a time, typed as the table; each also into the lake's files."""
+    original = lambda c: not (c.startswith(ORIGINAL_PREFIX) or c == ORIGINAL)  # noqa: E731  (quarantine only)
+    for piece in batches.slices(frame, _columns(frame, original)):
+        rows = with_provenance(curated_rows(contract, piece), load_id, loaded_at)
+        if contract.load.mode == "scd2":
+            rows["valid_from"] = loaded_at
+        data = wh.arrow(table, rows)
+        if stager is not None:
+            stager.write(data)
+        yield data
+        hold_for_test("curated-slice")  # tests: the slice is in SQL, the transaction open, more slices to come
+
+
+def _columns(frame: pd.DataFrame | Staged, keep) -> list[str] | None:
+    """The columns of a Staged file a pass reads (`keep(name)`): a narrower read. A DataFrame is passed whole."""
+    return [c for c in frame.columns if keep(c)] if isinstance(frame, Staged) else None
+
+
+def _scan(s: Session, table: sa.Table, where: str = "") -> Iterator[pa.Table]:
+    """The table's rows (`WHERE where`) a slice at a time, typed as its columns."""
+    for fetched in s.scan(table, where):
+        if not fetched.num_columns:  # no rows through SQLAlchemy: no columns either
+            fetched = pa.table({c.name: pa.array([], arrow_type(c)) for c in table.columns})
+        yield _typed(table, fetched)
 
 
 def _commit(s: Session, pending: lake.PendingWrite, record: str | None, zone: str) -> None:
@@ -134,16 +190,15 @@ def _commit(s: Session, pending: lake.PendingWrite, record: str | None, zone: st
 
 
 def _remember(s: Session, lake_root: str | Path, table: sa.Table, contract: Contract, zone: str, load_id: str,
-              layout: str, pending: lake.PendingWrite, hashes: list[str], data: pa.Table) -> str | None:
+              layout: str, pending: lake.PendingWrite, hashes: list[str], periods: list[str]) -> str | None:
     """Record in the load's transaction what it publishes after the commit: the staged files, and what `recover`
-    needs to write them again from the table (layout, source files, periods). Returns the row's id."""
+    needs to write them again from the table (layout, source files, the periods the files hold). Returns the
+    row's id."""
     if not (pending.moves or pending.deletes):
         return None
-    key = contract.partitioning.key if contract.partitioning else None
     record = uuid.uuid4().hex
     try:
-        periods = sorted(str(p) for p in pc.unique(data[key]).drop_null().to_pylist()) \
-            if layout == "by_partition" and key in data.column_names else []
+        periods = periods if layout == "by_partition" else []
         files = {"root": str(lake_root), "moves": [[str(tmp), str(dst)] for tmp, dst in pending.moves],
                  "deletes": list(pending.deletes), "hashes": list(hashes), "periods": periods}
         s.insert_rows(s.wh.lake_pending, [{
@@ -204,9 +259,9 @@ def _publish_pending(s: Session, lake_root: str | Path, contract: Contract, zone
 
 
 def _rows(s: Session, table: sa.Table, contract: Contract, layout: str, hashes: list[str],
-          periods: list[str]) -> pa.Table:
-    """What a load published, read back from the table: all of it (snapshot), its periods and its files' rows
-    without a period (by_partition), or its files' rows (by_file)."""
+          periods: list[str]) -> Iterator[pa.Table]:
+    """What a load published, read back from the table a slice at a time: all of it (snapshot), its periods and
+    its files' rows without a period (by_partition), or its files' rows (by_file)."""
     q = s.wh.quote
     text = lambda values: ", ".join("'" + str(v).replace("'", "''") + "'" for v in values)  # noqa: E731
     where = []
@@ -217,27 +272,43 @@ def _rows(s: Session, table: sa.Table, contract: Contract, layout: str, hashes: 
         where.append(f"({period}{q(FILE_COLUMN)} IN ({text(hashes)}))")
     if layout != "snapshot" and not where:
         where.append("1 = 0")
-    fetched = s.fetch(f"SELECT * FROM {s.wh.name_of(table)}" + (f" WHERE {' OR '.join(where)}" if where else ""))
-    if not fetched.num_columns:  # no rows through SQLAlchemy: no columns either
-        fetched = pa.table({c.name: pa.array([], arrow_type(c)) for c in table.columns})
-    return _typed(table, fetched)
+    return _scan(s, table, " OR ".join(where))
 
 
-def _indexes(contract: Contract) -> tuple[str, ...]:
-    """What the mode's DELETEs look up (merge and scd2 have their primary key)."""
+def _indexes(contract: Contract) -> tuple[str | tuple[str, str], ...]:
+    """What the mode's DELETEs look up (merge and scd2 have their primary key). replace_partition looks rows up
+    by source file only when they have no period: the file index holds those rows only (Warehouse.prepare)."""
     if contract.load.mode == "append":
         return (FILE_COLUMN,)
     if contract.load.mode == "replace_partition":
-        return (contract.partitioning.key, FILE_COLUMN)
+        return (contract.partitioning.key, (FILE_COLUMN, contract.partitioning.key))
     return ()
 
 
-def _unique_keys(contract: Contract, rows: pd.DataFrame) -> None:
-    if contract.load.mode in SNAPSHOT_MODES and len(rows):
-        dup = rows.duplicated(contract.primary_key, keep=False)
+def _accepted(frame: pd.DataFrame | Staged, columns: list[str]) -> pd.DataFrame:
+    """The accepted rows of the whole batch, only `columns`: a narrow read."""
+    got = batches.read(frame, [*columns, REASONS])
+    return got.loc[got[REASONS].isna().to_numpy(), columns].reset_index(drop=True)
+
+
+def _unique_keys(contract: Contract, frame: pd.DataFrame | Staged) -> None:
+    """merge and scd2: one row per primary key in the whole batch (keys as the table holds them: pseudonyms)."""
+    if contract.load.mode not in SNAPSHOT_MODES:
+        return
+    keys = _accepted(frame, list(contract.primary_key))
+    if len(keys):
+        keys = privacy.protect(contract, keys)
+        dup = keys.duplicated(contract.primary_key, keep=False)
         if dup.any():
-            keys = rows.loc[dup, contract.primary_key].drop_duplicates().head(5).to_dict("records")
-            raise LoadError(f"{contract.dataset}: the batch holds one primary key more than once, e.g. {keys}")
+            shown = keys.loc[dup, contract.primary_key].drop_duplicates().head(5).to_dict("records")
+            raise LoadError(f"{contract.dataset}: the batch holds one primary key more than once, e.g. {shown}")
+
+
+def _periods(contract: Contract, frame: pd.DataFrame | Staged) -> list[str]:
+    """replace_partition: the periods the accepted rows of the whole batch hold, before its first slice."""
+    key = contract.partitioning.key
+    values = _accepted(frame, [key])[key]
+    return modes.periods_of(pa.table({key: pa.array(values, type=pa.string(), from_pandas=True)}), key)
 
 
 def _descriptions(table) -> dict[str, str]:

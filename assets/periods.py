@@ -30,6 +30,15 @@ NAME_DATE = re.compile(r"(?<!\d)(?P<year>(?:19|20)\d{2})[-_.]?(?P<month>0[1-9]|1
 
 def period_keys(contract: Contract, values: pd.Series) -> pd.Series:
     """The period key of each cleaned value of the partition column (None where there is no date)."""
+    if values.dtype == object:  # cleaned dates: datetime.date objects, a few dozen distinct ones a month
+        codes, uniques = pd.factorize(values)
+        if all(type(u) is date for u in uniques):  # none equal to a datetime or Timestamp: per distinct day
+            keys = _stamp_keys(contract, pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+            return pd.Series(np.append(keys, None)[codes], index=values.index, name=values.name, dtype=object)
+    return _stamp_keys(contract, values)
+
+
+def _stamp_keys(contract: Contract, values: pd.Series) -> pd.Series:
     p = contract.partitioning
     stamps = pd.to_datetime(values, errors="coerce")
     if getattr(stamps.dt, "tz", None) is not None:  # datetimes are stored in UTC; periods are local

@@ -15,6 +15,9 @@ the first statement until the session ends, after the lake files are published, 
 never interleave, neither in SQL nor in the lake.
 
 SQL is written with `?` placeholders; each session turns them into its driver's style.
+
+A batch goes through a session a slice at a time: `append` once per slice, `stage(data, into=...)` adds each
+slice to one staging table, and `scan` reads a table back in slices, so memory follows the slice size.
 """
 from __future__ import annotations
 
@@ -25,9 +28,10 @@ import uuid
 from contextlib import ExitStack, closing, contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from assets.warehouse import LOCK_NOT_AVAILABLE, LOCK_WAIT_S, Warehouse, pg_settings, sqlite_gate, sqlite_text
@@ -38,33 +42,60 @@ except ImportError:  # not on Windows: SQLite then relies on BEGIN IMMEDIATE alo
     fcntl = None
 
 
+SCAN_ROWS = 100_000  # rows per slice when a table is read back (`Session.scan`)
+
+
 class Session:
     """What modes and loads need from a database, whatever the path."""
 
     def __init__(self, wh: Warehouse, table: sa.Table):
         self.wh, self.table = wh, table
         self.committed = False
+        self._staged: dict[str, str] = {}  # staging tables of this session: name for SQL -> name
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
     def fetch(self, sql: str) -> pa.Table: ...
-    def _ingest(self, name: str, data: pa.Table) -> str: ...
+    def _ingest(self, name: str, data: pa.Table, create: bool) -> str: ...
+    def _batches(self, sql: str) -> Iterable[pa.RecordBatch | pa.Table]: ...
     def commit(self) -> None: ...
+
+    def scan(self, table: sa.Table, where: str = "", rows: int = SCAN_ROWS) -> Iterator[pa.Table]:
+        """`SELECT *` from the table (`WHERE where`) a slice of about `rows` rows at a time, as the database hands
+        the rows back (SQLite: text dates, 0/1 booleans). At least one slice, possibly without rows."""
+        sql = f"SELECT * FROM {self.wh.name_of(table)}" + (f" WHERE {where}" if where else "")
+        yield from _rebatch(self._batches(sql), rows)
 
     def execute_committed(self, sql: str, params: Sequence[Any] = ()) -> None:
         """After `commit`: one more statement in a transaction of its own (the ADBC sessions still hold the
         table's lock)."""
         ...
 
-    def stage(self, data: pa.Table) -> str:
-        """A temporary table (or view) holding `data`; returns its name for SQL text."""
-        return self._ingest(f"_kho_stg_{uuid.uuid4().hex[:12]}", data)
+    def stage(self, data: pa.Table, into: str | None = None) -> str:
+        """A temporary table holding `data`; returns its name for SQL text. `into`, a name `stage` returned
+        before: `data` is added to that table (the slices of one batch, every slice with the same columns)."""
+        if into is not None:
+            self._ingest(self._staged[into], data, create=False)
+            return into
+        name = f"_kho_stg_{uuid.uuid4().hex[:12]}"
+        quoted = self._ingest(name, data, create=True)
+        self._staged[quoted] = name
+        return quoted
+
+    def unstage(self, name: str) -> None:
+        """Drop a staging table `stage` returned (its rows are in place): temporary space stays one slice."""
+        self.execute(f"DROP TABLE {name}")
+        self._dropped(self._staged.pop(name))
+
+    def _dropped(self, name: str) -> None: ...
 
     def append(self, table: sa.Table, data: pa.Table, exact: bool = False) -> None:
         """Rows into `table` as they are (by column name). `exact`: the table's columns are declared as kho
         declares them, so a fast path may write straight into it instead of through a staging table."""
         if data.num_rows:
             names = ", ".join(self.wh.quote(c) for c in data.column_names)
-            self.execute(f"INSERT INTO {self.wh.name_of(table)} ({names}) SELECT {names} FROM {self.stage(data)}")
+            stg = self.stage(data)
+            self.execute(f"INSERT INTO {self.wh.name_of(table)} ({names}) SELECT {names} FROM {stg}")
+            self.unstage(stg)
 
     def insert_rows(self, table: sa.Table, rows: list[dict]) -> None:
         """Small row lists (load-log rows) through the same staging path, typed by the table."""
@@ -77,6 +108,27 @@ class Session:
         names = ", ".join(self.wh.quote(c.name) for c in cols)
         stg = self.stage(data)
         self.execute(f"INSERT INTO {self.wh.name_of(table)} ({names}) SELECT {names} FROM {stg}")
+        self.unstage(stg)
+
+
+def _rebatch(batches: Iterable[pa.RecordBatch | pa.Table], rows: int) -> Iterator[pa.Table]:
+    """Batches gathered into tables of at least `rows` rows (the last may be smaller); at least one table."""
+    parts: list[pa.Table] = []
+    count, schema = 0, None
+    for batch in batches:
+        part = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+        if schema is None or part.schema != schema:  # SQLAlchemy rows: a slice's types are its own
+            if parts:
+                yield pa.concat_tables(parts)
+                parts, count = [], 0
+            schema = part.schema
+        parts.append(part)
+        count += part.num_rows
+        if count >= rows:
+            yield pa.concat_tables(parts)
+            parts, count = [], 0
+    if parts or schema is None:
+        yield pa.concat_tables(parts) if parts else pa.table({})
 
 
 class AdbcSession(Session):
@@ -139,8 +191,35 @@ class AdbcSession(Session):
         self.cur.execute(sql)
         return self.cur.fetch_arrow_table()
 
-    def _ingest(self, name: str, data: pa.Table) -> str:
-        self.cur.adbc_ingest(name, self._typed(data), mode="create", temporary=True)
+    def _batches(self, sql: str) -> Iterator[pa.RecordBatch]:
+        if self.sqlite:
+            self.cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(SCAN_ROWS)})
+        self.cur.execute(sql)
+        reader = self.cur.fetch_record_batch()
+        if not self.sqlite or PROBE not in reader.schema.names:
+            yield from reader
+            return
+        for batch in reader:  # without the probe row (see scan)
+            yield batch.filter(pc.equal(batch.column(PROBE), 0)).drop_columns([PROBE])
+
+    def scan(self, table: sa.Table, where: str = "", rows: int = SCAN_ROWS) -> Iterator[pa.Table]:
+        if not self.sqlite:
+            yield from super().scan(table, where, rows)
+            return
+        # The SQLite driver types each column by the values of the result's first batch and fails on a later
+        # value of another type: a column NULL all through the first batch (valid_to, a rarely filled date)
+        # would break the read. A first row of values of each column's declared type (dropped again) types them.
+        self.cur.execute(f"PRAGMA table_info({self.wh.quote(table.name)})")
+        declared = [(name, kind) for _, name, kind, *_ in self.cur.fetchall()]
+        q = self.wh.quote
+        cols = ", ".join(q(name) for name, _ in declared)
+        probe = ", ".join(f"{_probe_value(kind)} AS {q(name)}" for name, kind in declared)
+        sql = (f"SELECT {probe}, 1 AS {PROBE} UNION ALL SELECT {cols}, 0 FROM {self.wh.name_of(table)}"
+               + (f" WHERE {where}" if where else ""))
+        yield from _rebatch(self._batches(sql), rows)
+
+    def _ingest(self, name: str, data: pa.Table, create: bool) -> str:
+        self.cur.adbc_ingest(name, self._typed(data), mode="create" if create else "append", temporary=True)
         return self.wh.quote(name)
 
     def _typed(self, data: pa.Table) -> pa.Table:
@@ -163,6 +242,19 @@ class AdbcSession(Session):
         self.execute(sql, params)  # SQLite: the connection is in autocommit mode outside BEGIN ... COMMIT
         if not self.sqlite:
             self.conn.commit()
+
+
+PROBE = "_kho_probe"
+
+
+def _probe_value(declared: str) -> str:
+    """A value of a SQLite column's declared type as SQLAlchemy stores it there (dates as text, booleans 0/1)."""
+    kind = declared.upper()
+    if "INT" in kind or "BOOL" in kind:
+        return "0"
+    if any(word in kind for word in ("REAL", "FLOA", "DOUB", "NUMERIC", "DECIMAL")):
+        return "0.0"
+    return "''"
 
 
 _TEMPLATES: dict[tuple[int, str], Any] = {}
@@ -198,7 +290,7 @@ class SqlaSession(Session):
         self.conn.execution_options(kho_write=True)  # SQLite: BEGIN IMMEDIATE, which serialises writers
         self.tx = self.conn.begin()
         held.callback(lambda: None if self.committed else self.tx.rollback())
-        self._views: list[str] = []
+        self._temps: dict[str, sa.Table] = {}
         if wh.dialect == "postgresql":
             self.execute("SELECT pg_advisory_xact_lock(?)", (wh.lock_key(table),))
         elif wh.dialect != "sqlite":  # updating the table's lock row holds a row lock until COMMIT
@@ -228,28 +320,43 @@ class SqlaSession(Session):
         names = list(result.keys())
         return pa.Table.from_pylist([dict(zip(names, r)) for r in result], schema=None) if names else pa.table({})
 
-    def _ingest(self, name: str, data: pa.Table) -> str:
-        if self.wh.dialect == "duckdb":  # DuckDB scans the Arrow table in place
-            self.conn.connection.driver_connection.register(name, data)
-            self._views.append(name)
-            return self.wh.quote(name)
-        from assets.warehouse import SQL_TYPES
+    def _batches(self, sql: str) -> Iterator[pa.RecordBatch | pa.Table]:
+        if self.wh.dialect == "duckdb":
+            yield from self.conn.connection.driver_connection.sql(sql).to_arrow_reader(SCAN_ROWS)
+            return
+        result = self.conn.execute(sa.text(sql).execution_options(yield_per=SCAN_ROWS))
+        names = list(result.keys())
+        for part in result.partitions():
+            yield pa.Table.from_pylist([dict(zip(names, r)) for r in part])
 
-        kinds = {pa.types.is_timestamp: "datetime", pa.types.is_date: "date", pa.types.is_boolean: "boolean",
-                 pa.types.is_integer: "integer", pa.types.is_floating: "decimal"}
-        cols = [sa.Column(f.name, SQL_TYPES[next((k for test, k in kinds.items() if test(f.type)), "text")]())
-                for f in data.schema]
-        temp = sa.Table(name, sa.MetaData(), *cols, prefixes=["TEMPORARY"])
-        temp.create(self.conn)
+    def _ingest(self, name: str, data: pa.Table, create: bool) -> str:
+        if self.wh.dialect == "duckdb":  # DuckDB reads the Arrow slice in place, into its temporary table
+            view = f"{name}_{uuid.uuid4().hex[:6]}"
+            self.conn.connection.driver_connection.register(view, data)
+            try:
+                self.execute(f"CREATE TEMPORARY TABLE {self.wh.quote(name)} AS SELECT * FROM {view}" if create
+                             else f"INSERT INTO {self.wh.quote(name)} SELECT * FROM {view}")
+            finally:
+                self.conn.connection.driver_connection.unregister(view)
+            return self.wh.quote(name)
+        if create:
+            from assets.warehouse import SQL_TYPES
+
+            kinds = {pa.types.is_timestamp: "datetime", pa.types.is_date: "date", pa.types.is_boolean: "boolean",
+                     pa.types.is_integer: "integer", pa.types.is_floating: "decimal"}
+            cols = [sa.Column(f.name, SQL_TYPES[next((k for test, k in kinds.items() if test(f.type)), "text")]())
+                    for f in data.schema]
+            self._temps[name] = sa.Table(name, sa.MetaData(), *cols, prefixes=["TEMPORARY"])
+            self._temps[name].create(self.conn)
         rows = data.to_pylist()
         if rows:
-            self.conn.execute(temp.insert(), rows)
+            self.conn.execute(self._temps[name].insert(), rows)
         return self.wh.quote(name)
 
+    def _dropped(self, name: str) -> None:
+        self._temps.pop(name, None)
+
     def commit(self) -> None:
-        for view in self._views:
-            self.conn.connection.driver_connection.unregister(view)
-        self._views.clear()
         self.tx.commit()
         self.committed = True
 

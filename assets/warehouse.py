@@ -243,12 +243,17 @@ class Warehouse:
             for table in tables:
                 table.create(conn, checkfirst=True)
 
-    def prepare(self, table: sa.Table, policy: str = "evolve", index: tuple[str, ...] = ()) -> SchemaChange:
+    def prepare(self, table: sa.Table, policy: str = "evolve",
+                index: tuple[str | tuple[str, str], ...] = ()) -> SchemaChange:
         """Create the table, or bring it to the contract's shape under `policy` (evolve | freeze).
 
         evolve adds new columns as nullable (with their comment) and keeps columns the contract dropped; freeze
         refuses any difference. A changed type is refused under both: data is never coerced silently.
         Runs under the table's load lock, so two first loads never race to create it.
+
+        `index`: columns the load's DELETEs look up; `(column, other)` indexes `column` only on the rows where
+        `other` IS NULL (and replaces a full index of `column` kho made before): every row written pays for
+        an index entry, so one that lookups never need is not kept.
         """
         change = SchemaChange(self.name_of(table))
         with self.transaction(serialize=False) as conn:
@@ -278,11 +283,14 @@ class Warehouse:
                     self._add_column(conn, table, want[name])
                 self._sync_comments(conn, table, have)
             if self.dialect in ("sqlite", "postgresql"):
-                for col in index:
-                    ix = f"ix_{table.name}_{col}"
-                    ix = ix if len(ix) <= 63 else f"ix_{hashlib.sha1(ix.encode()).hexdigest()[:16]}"
-                    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {self.quote(ix)} ON {self.name_of(table)} "
-                                         f"({self.quote(col)})")
+                for entry in index:
+                    col, other = entry if isinstance(entry, tuple) else (entry, None)
+                    where = f" WHERE {self.quote(other)} IS NULL" if other else ""
+                    if other:  # the full index this partial one replaces
+                        schema = f"{self.quote(table.schema)}." if table.schema else ""
+                        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {schema}{self.quote(_index_name(table, col))}")
+                    conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS {self.quote(_index_name(table, col, other))} "
+                                         f"ON {self.name_of(table)} ({self.quote(col)}){where}")
             if self.dialect not in ("sqlite", "postgresql"):
                 self.load_lock.create(conn, checkfirst=True)
         return change
@@ -332,14 +340,18 @@ class Warehouse:
 
     # ---- rows --------------------------------------------------------------------------------------
     def arrow(self, table: sa.Table, frame: pd.DataFrame) -> pa.Table:
-        """The frame typed exactly as the table's columns; a value that would have to change type fails."""
+        """The frame typed exactly as the table's columns; a value that would have to change type fails.
+
+        Columns pandas keeps in Arrow (text, ArrowDtype) and numpy columns convert without Python objects; dates
+        may come as datetime.date objects, as datetime64 or as Arrow dates or timestamps, and datetime values go
+        to a date column only when they are whole days (on their own clock when they carry a time zone)."""
         arrays, names = [], []
         for column in table.columns:
             if column.name not in frame:
                 continue
             want = arrow_type(column)
             try:
-                arrays.append(pa.array(frame[column.name], type=want, from_pandas=True))
+                arrays.append(_arrow_values(frame[column.name], want))
             except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError) as e:
                 raise SchemaChangeError(
                     f"{self.name_of(table)}.{column.name}: values of type {frame[column.name].dtype} do not fit "
@@ -376,6 +388,23 @@ class Warehouse:
         else:
             conn.execute(table.insert(), [dict(zip(names, r)) for r in rows])
         return len(frame)
+
+
+def _arrow_values(values: pd.Series, want: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    if pa.types.is_date(want) and (pd.api.types.is_datetime64_any_dtype(values.dtype) or (
+            isinstance(values.dtype, pd.ArrowDtype) and pa.types.is_timestamp(values.dtype.pyarrow_dtype))):
+        stamps = pa.array(values, from_pandas=True)  # datetime64 or Arrow timestamps: whole days only
+        if pa.types.is_timestamp(stamps.type):
+            wall = pc.local_timestamp(stamps) if stamps.type.tz else stamps
+            if pc.all(pc.equal(pc.floor_temporal(wall, unit="day"), wall)).as_py() is False:
+                raise ValueError("some values have a time of day")
+            return pc.cast(wall, want)
+    return pa.array(values, type=want, from_pandas=True)
+
+
+def _index_name(table: sa.Table, col: str, null_in: str | None = None) -> str:
+    ix = f"ix_{table.name}_{col}" + (f"_where_{null_in}_null" if null_in else "")
+    return ix if len(ix) <= 63 else f"ix_{hashlib.sha1(ix.encode()).hexdigest()[:16]}"
 
 
 def pg_settings() -> list[str]:

@@ -69,19 +69,15 @@ class SelfCheck:
 
 def check_file(path: Path, contract: Contract) -> SelfCheck:
     """Extract, clean and validate one file exactly as the pipeline would; raises ExportError if unreadable."""
-    import numpy as np
-
     from assets import flow
     from assets.extract.base import ROW_COLUMN
-    from assets.extract.csv import REASONS
 
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     extracted, reports = flow.extract_files(contract, [{"archive_path": str(path), "file_name": path.name,
                                                         "sha256": sha}])
     cleaned = flow.clean_batch(contract, extracted)
-    alive = np.flatnonzero(cleaned[REASONS].isna().to_numpy())  # the rows flow.validate gives GX
     validation = flow.validate(contract, cleaned)
-    return SelfCheck(path, sha, contract, reports[sha], validation, cleaned[ROW_COLUMN].to_numpy()[alive])
+    return SelfCheck(path, sha, contract, reports[sha], validation, cleaned[ROW_COLUMN].to_numpy()[validation.checked])
 
 
 # ---------------------------------------------------------------- the failures table

@@ -7,13 +7,18 @@ KHO_DATA_DIR (default ./data) holds landing/, raw/, staging/, the lake and the S
 from __future__ import annotations
 
 import os
+import shutil
 from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 
+from assets.batches import Staged
 from assets.warehouse import Warehouse
+
+
+WORK = "_work"  # under staging/: the files steps are writing
 
 
 def default_data_dir() -> str:
@@ -52,6 +57,11 @@ class KhoResource(ConfigurableResource):
     def docs(self) -> Path:
         return self.root / "data_docs"
 
+    def work_file(self, context) -> Path:
+        """Where a step writes its rows during a run; the staging IO manager then moves the file into place."""
+        name = f"{context.run.run_id}-{context.asset_key.to_python_identifier()}.parquet"
+        return self.root / "staging" / WORK / name
+
     @cached_property
     def warehouse(self) -> Warehouse:
         url = self.warehouse_url or f"sqlite:///{self.root / 'warehouse.sqlite'}"
@@ -61,7 +71,9 @@ class KhoResource(ConfigurableResource):
 
 class StagingIOManager(ConfigurableIOManager):
     """Hands a step's table to the next step as Parquet under <data>/staging/: one file per asset and partition,
-    so runs of different periods of one dataset never read each other's tables."""
+    so runs of different periods of one dataset never read each other's tables. A step that wrote its rows
+    itself, a slice at a time (`assets.batches.Staged`), has its file moved into place; a step that takes a
+    Staged input reads it a slice at a time too."""
 
     data_dir: str
 
@@ -72,12 +84,20 @@ class StagingIOManager(ConfigurableIOManager):
         r = context.asset_partition_key_range
         return base / f"{r.start if r.start == r.end else f'{r.start}...{r.end}'}.parquet"
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame | Staged) -> None:
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, Staged):  # written by the step: moved into place; an input handed on as it is: copied
+            if obj.path.parent == Path(self.data_dir, "staging", WORK):
+                os.replace(obj.path, path)
+            else:
+                shutil.copyfile(obj.path, path)
+            return
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         obj.to_parquet(tmp, index=False, compression="zstd")
         tmp.replace(path)
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
+    def load_input(self, context: InputContext) -> pd.DataFrame | Staged:
+        if context.dagster_type.typing_type is Staged:
+            return Staged(self._path(context))
         return pd.read_parquet(self._path(context))

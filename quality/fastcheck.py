@@ -66,6 +66,24 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
 
 
+# Exact types pandas never counts as missing (isna() tests NaN floats, NaT, pd.NA, Decimal NaN, None one by one).
+_NEVER_MISSING = frozenset({str, int, bool, dt.date, dt.datetime})
+_NONE = type(None)
+
+
+def _missing(s: pd.Series) -> np.ndarray:
+    """s.isna() as numpy. An object column whose values are all of types that are never missing (or None) is
+    settled from the set of its value types, cheaper than pandas' per-value test."""
+    if s.dtype == object and len(s):
+        values = s.to_numpy()
+        types = set(map(type, values))
+        if types <= _NEVER_MISSING:
+            return np.zeros(len(s), dtype=bool)
+        if types <= _NEVER_MISSING | {_NONE}:
+            return np.equal(values, None)  # these types never compare equal to None
+    return s.isna().to_numpy()
+
+
 def _column(df: pd.DataFrame, name: Any) -> pd.Series:
     if not isinstance(name, str) or name not in df.columns or list(df.columns).count(name) != 1:
         raise _Skip  # GX reports a missing column as an exception: its wording comes from GX
@@ -79,7 +97,10 @@ def _is_text(s: pd.Series) -> bool:
     if s.dtype != object:
         return False
     values = s[s.notna()]
-    return bool(pa.types.is_string(_arrow_type(values))) if len(values) else True
+    if not len(values):
+        return True
+    kind = _arrow_type(values)  # None: Arrow cannot take them (a str beside other objects, a lone surrogate)
+    return kind is not None and pa.types.is_string(kind)
 
 
 def _arrow_type(values: pd.Series) -> pa.DataType | None:
@@ -92,6 +113,41 @@ def _arrow_type(values: pd.Series) -> pa.DataType | None:
 def _text_array(s: pd.Series) -> pa.Array:
     arr = pa.array(s, type=pa.large_string(), from_pandas=True)
     return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _str_in(s: pd.Series, value_set: list) -> np.ndarray | None:
+    """v in value_set for each value of a text column (nulls: False) when every member is a str, in Arrow
+    (pandas' own isin for `str` columns, without its per-member conversion); None when Arrow cannot take the
+    column (e.g. lone surrogates in an object column)."""
+    try:
+        arr = _text_array(s)
+        members = pa.array(value_set, type=pa.large_string())
+    except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+        return None
+    hit = pc.is_in(arr, value_set=members)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+_DICTIONARY_MIN_ROWS = 50_000
+_DICTIONARY_SAMPLE = 4_096
+
+
+def _few_distinct(arr: pa.Array) -> bool:
+    """Whether an evenly spaced sample suggests few distinct values (codes, categories): then a per-value
+    function is cheaper on the dictionary than on every row."""
+    n = len(arr)
+    if n < _DICTIONARY_MIN_ROWS:
+        return False
+    sample = arr.take(pa.array(np.linspace(0, n - 1, _DICTIONARY_SAMPLE).astype(np.int64)))
+    return len(pc.unique(sample)) <= _DICTIONARY_SAMPLE // 16
+
+
+def _per_value(arr: pa.Array, fn: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """fn(arr) for an elementwise fn, evaluated once per distinct value when the values repeat a lot."""
+    if not _few_distinct(arr):
+        return fn(arr)
+    encoded = pc.dictionary_encode(arr)
+    return fn(encoded.dictionary).take(encoded.indices)  # null indices (null values) give null
 
 
 def _numeric_kind(s: pd.Series) -> str | None:
@@ -112,10 +168,11 @@ def _numeric_kind(s: pd.Series) -> str | None:
 
 def _values(s: pd.Series, kind: str) -> np.ndarray:
     """The column's non-null values as numpy (int64 or float64); nulls filled with 0 (callers mask them)."""
+    numbers = pd.to_numeric(s, errors="raise") if s.dtype == object else s  # numeric dtypes are numbers already
     if kind == "int":
-        out = pd.to_numeric(s, errors="raise").astype("Int64").to_numpy(dtype=np.int64, na_value=0)
+        out = numbers.astype("Int64").to_numpy(dtype=np.int64, na_value=0)
     else:
-        out = pd.to_numeric(s, errors="raise").astype("Float64").to_numpy(dtype=np.float64, na_value=0.0)
+        out = numbers.astype("Float64").to_numpy(dtype=np.float64, na_value=0.0)
     return out
 
 
@@ -293,7 +350,7 @@ def _regex_matches(s: pd.Series, regex: str) -> np.ndarray | None:
     if sensitive and not pc.all(pc.fill_null(pc.string_is_ascii(arr), True), min_count=0).as_py():
         return None  # \d \w \s are Unicode-aware in Python, ASCII in RE2
     try:
-        hit = pc.match_substring_regex(arr, pattern)
+        hit = _per_value(arr, lambda values: pc.match_substring_regex(values, pattern))
     except pa.ArrowInvalid:
         return None
     return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
@@ -373,12 +430,17 @@ def tax_code_validity(s: pd.Series, slow: Callable[[Any], bool]) -> np.ndarray:
 # ---------------------------------------------------------------- the expectations
 
 
+def accepts(spec: dict) -> bool:
+    """Whether evaluate() may answer this spec (it may still decline on the data); False: GX answers."""
+    return spec.get("expectation") in FAST_TYPES and not _UNSUPPORTED_KWARGS & set(spec.get("kwargs") or {})
+
+
 def evaluate(df: pd.DataFrame, spec: dict, current_codes: Callable[[], frozenset[str]] | None = None,
              ) -> FastResult | None:
     """GX's answer for one contract spec on df, or None when GX itself must answer."""
     name = spec.get("expectation")
     kwargs = dict(spec.get("kwargs") or {})
-    if name not in FAST_TYPES or _UNSUPPORTED_KWARGS & set(kwargs):
+    if not accepts(spec):
         return None
     try:
         return _RULES[name](df, kwargs, current_codes)
@@ -389,19 +451,30 @@ def evaluate(df: pd.DataFrame, spec: dict, current_codes: Callable[[], frozenset
 def _nonnull_map(df, kwargs, test: Callable[[pd.Series], np.ndarray]) -> FastResult:
     """A column map expectation: nulls are left out, `test` judges the non-null values (True = expected)."""
     s = _column(df, kwargs["column"])
-    null = s.isna().to_numpy()
-    considered = ~null
+    considered = ~_missing(s)
     ok = np.ones(len(s), dtype=bool)
-    if considered.any():
+    if considered.all():
+        ok = np.asarray(test(s), dtype=bool)
+    elif considered.any():
         values = s[considered]
         ok[considered] = test(values)
     return _map_result(len(s), considered, ~ok, kwargs.get("mostly"))
 
 
+def _text_in_set(df, kwargs, value_set: list) -> FastResult:
+    """A text column against a set of str: membership judged on the whole column in Arrow, nulls left out."""
+    s = _column(df, kwargs["column"])
+    hit = _str_in(s, value_set)
+    if hit is None:
+        return _nonnull_map(df, kwargs, lambda v: v.isin(value_set).to_numpy())
+    considered = ~_missing(s)
+    return _map_result(len(s), considered, ~hit, kwargs.get("mostly"))
+
+
 def _not_null(df, kwargs, _codes):
     s = _column(df, kwargs["column"])
     mostly = kwargs.get("mostly")
-    null = s.isna().to_numpy()
+    null = _missing(s)
     return _map_result(len(s), np.ones(len(s), dtype=bool), null, mostly, missing_fields=False)
 
 
@@ -412,7 +485,7 @@ def _in_set(df, kwargs, _codes):
     value_set = list(value_set)
     s = _column(df, kwargs["column"])
     if all(isinstance(v, str) for v in value_set) and _is_text(s):
-        return _nonnull_map(df, kwargs, lambda v: v.isin(value_set).to_numpy())
+        return _text_in_set(df, kwargs, value_set)
     if all(_number(v) for v in value_set) and _numeric_kind(s):
         return _nonnull_map(df, kwargs, lambda v: v.isin(value_set).to_numpy())
     raise _Skip
@@ -431,7 +504,7 @@ def _values_between(df, kwargs, _codes):
     values = _values(s, kind)
     if not _comparable_bounds(kind, values, [lo, hi]):
         raise _Skip
-    mask = s.isna().to_numpy()
+    mask = _missing(s)
     ok = _between(values, lo, hi, kwargs.get("strict_min"), kwargs.get("strict_max"))
     return _map_result(len(s), ~mask, ~ok, kwargs.get("mostly"))
 
@@ -441,7 +514,7 @@ def _match_regex(df, kwargs, _codes):
     s = _column(df, kwargs["column"])
     if regex is None or not _is_text(s):
         raise _Skip
-    null = s.isna().to_numpy()
+    null = _missing(s)
     hit = _regex_matches(s, regex)
     if hit is None:
         raise _Skip
@@ -479,40 +552,47 @@ def _compound_unique(df, kwargs, _codes):
     return _map_result(len(frame), considered, bad, kwargs.get("mostly"))
 
 
-def _pair_kind(s: pd.Series) -> str | None:
-    """How pandas compares this column's values: "number", "date" (datetime.date objects), "empty"; None: other."""
-    present = s.notna().to_numpy()
+def _pair_side(s: pd.Series) -> tuple[str | None, np.ndarray]:
+    """(kind, missing) of one side: how pandas compares its values ("number", "date": datetime.date objects,
+    "empty": no value; None: other) and s.isna()."""
+    if s.dtype == object:
+        values = s.to_numpy()
+        types = set(map(type, values))
+        if types <= {dt.date, _NONE}:  # dates and None only: settled by the types, no per-value test
+            missing = np.equal(values, None) if _NONE in types else np.zeros(len(s), dtype=bool)
+            return ("date" if dt.date in types else "empty"), missing
+    missing = s.isna().to_numpy()
+    present = ~missing
     if not present.any():
-        return "empty"
+        return "empty", missing
     if _numeric_kind(s):
-        return "number"
+        return "number", missing
     if s.dtype == object and set(map(type, s.to_numpy()[present])) == {dt.date}:
-        return "date"
-    return None
+        return "date", missing
+    return None, missing
 
 
-def _pair_values(s: pd.Series, kind: str) -> np.ndarray:
-    if kind == "date":  # only datetime.date objects (checked): Arrow converts them in C
-        days = pa.array(s, type=pa.date32(), from_pandas=True)
-        return pc.fill_null(days.cast(pa.int32()), 0).to_numpy(zero_copy_only=False).astype(np.float64)
-    if kind == "number" and _numeric_kind(s) == "int":
+def _pair_values(s: pd.Series) -> np.ndarray:
+    """A "number" (or "empty") side as float64, nulls as 0 (callers mask them)."""
+    kind = _numeric_kind(s)
+    if kind == "int":
         values = _values(s, "int")
         if int(np.abs(values).max(initial=0)) >= 2 ** 53:
             raise _Skip  # int64 vs float64 would round
         return values.astype(np.float64)
-    if kind == "number":
+    if kind == "float":
         return _values(s, "float")
     return np.zeros(len(s))
 
 
 def _pair_greater(df, kwargs, _codes):
     a, b = _column(df, kwargs["column_A"]), _column(df, kwargs["column_B"])
-    kinds = {_pair_kind(a), _pair_kind(b)}
+    (kind_a, na), (kind_b, nb) = _pair_side(a), _pair_side(b)
+    kinds = {kind_a, kind_b}
     if None in kinds or len(kinds - {"empty"}) > 1:
         raise _Skip
     kind = next(iter(kinds - {"empty"}), "number")
     ignore = kwargs.get("ignore_row_if", "both_values_are_missing")
-    na, nb = a.isna().to_numpy(), b.isna().to_numpy()
     if ignore == "both_values_are_missing":
         considered = ~(na & nb)
     elif ignore == "either_value_is_missing":
@@ -524,10 +604,19 @@ def _pair_greater(df, kwargs, _codes):
     if (considered & (na | nb)).any() and any(
             isinstance(c.dtype, pd.api.extensions.ExtensionDtype) for c in (a, b)):
         raise _Skip  # nullable dtypes compare to <NA>, not False: GX's handling of that is GX's
-    va, vb = _pair_values(a, kind), _pair_values(b, kind)
-    with np.errstate(invalid="ignore"):
-        ok = (va >= vb) if kwargs.get("or_equal") else (va > vb)
-    ok &= ~na & ~nb  # pandas compares a missing value as False
+    compare = np.greater_equal if kwargs.get("or_equal") else np.greater
+    both = ~na & ~nb  # pandas compares a missing value as False
+    ok = np.zeros(len(a), dtype=bool)
+    if kind == "date":
+        # datetime.date objects on both sides (checked): compared as Python compares them, like pandas does
+        va, vb = a.to_numpy(), b.to_numpy()
+        ok = np.asarray(compare(va, vb), dtype=bool) if both.all() else ok
+        if not both.all() and both.any():
+            ok[both] = compare(va[both], vb[both])
+    else:
+        va, vb = _pair_values(a), _pair_values(b)
+        with np.errstate(invalid="ignore"):
+            ok = compare(va, vb) & both
     return _map_result(len(a), considered, ~ok, kwargs.get("mostly"))
 
 
@@ -541,7 +630,7 @@ def _value_lengths(df, kwargs, _codes):
     if not _is_text(s):
         raise _Skip
     lengths = pc.fill_null(pc.utf8_length(_text_array(s)), 0).to_numpy(zero_copy_only=False).astype(np.int64)
-    null = s.isna().to_numpy()
+    null = _missing(s)
     ok = _between(lengths, lo, hi, kwargs.get("strict_min"), kwargs.get("strict_max"))
     return _map_result(len(s), ~null, ~ok, kwargs.get("mostly"))
 
@@ -572,8 +661,7 @@ def _current_ward_code(df, kwargs, codes):
         value_set = codes()
     if not _is_text(s) or not all(isinstance(v, str) for v in value_set):
         raise _Skip
-    value_set = list(value_set)
-    return _nonnull_map(df, kwargs, lambda v: v.isin(value_set).to_numpy())
+    return _text_in_set(df, kwargs, list(value_set))
 
 
 _RULES: dict[str, Callable[[pd.DataFrame, dict, Any], FastResult]] = {

@@ -9,7 +9,8 @@ Contracts carry expectations as plain data:
   to GX's real classes.
 - `validate(df, suite_name, expectations, docs_dir)` runs them with GX and returns per-expectation
   outcomes, with the POSITIONAL rows that failed row-level (map) expectations, GX's result JSON and,
-  when `docs_dir` is given, the path of this validation's Data Docs page.
+  when `docs_dir` is given, the path of this validation's Data Docs page. `df` may also be rows staged on
+  disk (`assets.batches.Staged`), larger than memory: each expectation then reads only its columns.
 - `row_level(name)`: whether an expectation judges each row (map) or the batch (table/aggregate).
 
 GX stays the definition of every expectation, but GX does not always run: quality.fastcheck evaluates the
@@ -25,8 +26,9 @@ Custom expectations `expect_column_values_to_be_valid_tax_code` and
 from __future__ import annotations
 
 import difflib
-import json
 import fcntl
+import functools
+import json
 import os
 import threading
 import urllib.parse
@@ -39,6 +41,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from assets.batches import Staged
 
 SEVERITIES = ("error", "warn")
 
@@ -451,15 +455,23 @@ def _docs_path(context: Any, result_id: Any) -> str | None:
 
 
 def validate(
-    df: pd.DataFrame, suite_name: str, expectations: list[dict], docs_dir: str | None = None,
+    df: pd.DataFrame | Staged, suite_name: str, expectations: list[dict], docs_dir: str | None = None,
     engine: str | None = None,
 ) -> Outcome:
     """Validate df against the specs; unexpected_rows are positions into df.
+
+    df is a DataFrame, or rows on disk too large for memory: an `assets.batches.Staged` file (or anything with
+    `num_rows`, `columns` and `read(columns)` giving the whole batch's named columns, indexed 0..n-1). Those are
+    read by column: each expectation is evaluated on the columns its kwargs name, read whole (`_reads`), so the
+    outcome is the one the whole frame gives while memory holds only the widest expectation's columns (GX
+    fallbacks: the union of theirs). A spec whose columns cannot be told (a row_condition) reads every column.
 
     engine: "auto" (default; KHO_VALIDATION_ENGINE overrides) evaluates the expectations quality.fastcheck
     reproduces exactly without GX and hands the rest to GX; "gx" runs every expectation in GX. Either way the
     results, result_json (GX's format) and the Data Docs page are the same.
     """
+    import pandas as pd
+
     for spec in expectations:
         check_expectation(spec)  # fail on a bad spec before paying for the GX import
     engine = engine or os.environ.get("KHO_VALIDATION_ENGINE", "auto")
@@ -472,24 +484,31 @@ def validate(
                                          sort_keys=True, default=str), i)
              for i, s in enumerate(expectations)]
     unique = [i for i in range(len(expectations)) if owner[i] == i]
+    whole = isinstance(df, pd.DataFrame)
+    codes = lambda: _current_codes_provider()  # noqa: E731  (looked up at call time: tests replace it)
 
     fast: dict[int, Any] = {}
     if engine == "auto":
         from quality import fastcheck
 
-        frame = _positional(df)
-        for i in unique:
-            got = fastcheck.evaluate(frame, expectations[i], lambda: _current_codes_provider())
-            if got is not None:
-                fast[i] = got
+        if whole:
+            frame = _positional(df)
+            for i in unique:
+                got = fastcheck.evaluate(frame, expectations[i], codes)
+                if got is not None:
+                    fast[i] = got
+        else:
+            fast = _fast_by_column(df, expectations, [i for i in unique if fastcheck.accepts(expectations[i])],
+                                   codes)
     slow = [i for i in unique if i not in fast]
 
     docs_path = None
     by_index: dict[int, Any] = {}
     if slow or docs_dir:
+        batches = [(lambda: df, slow)] if whole else _gx_batches(df, expectations, slow)
         with _GX_LOCK:
-            suite_result, docs_path = _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir)
-        result_json = suite_result.to_json_dict()
+            suite_result, docs_path = _run_gx(batches, suite_name, expectations, unique, fast, docs_dir, whole)
+        result_json = _suite_result_json(suite_result)
         by_index = {r.expectation_config.meta.get("kho_index"): r for r in suite_result.results}
     else:
         result_json = _suite_json(suite_name, [_fast_json(expectations[i], i, fast[i], suite_name) for i in unique])
@@ -504,6 +523,129 @@ def validate(
         result_json=result_json,
         docs_path=docs_path,
     )
+
+
+# ---- a batch on disk, read by column ----
+
+# What an expectation reads besides the row count: these columns' values (a tuple), only the table's column
+# names and types (_SCHEMA), or every column (_EVERYTHING).
+_SCHEMA = "schema"
+_EVERYTHING = "everything"
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+# Expectations on the table's columns and their types (GX's table.columns / table.column_types), not on values.
+_SCHEMA_ONLY = frozenset({
+    "expect_column_to_exist", "expect_column_type_to_be", "expect_table_column_count_to_be_between",
+    "expect_table_column_count_to_equal", "expect_table_columns_to_match_ordered_list",
+    "expect_table_columns_to_match_set",
+})
+# kwargs that name no column (bounds, sets, options...). A condition may name any column.
+_PARAMETERS = frozenset(
+    {k for s in SUPPORTED_EXPECTATIONS.values() for k in s.required + s.optional}
+    - {*_COLUMN_KWARGS, "column_list", "row_condition", "condition_parser"})
+
+
+def _reads(spec: Mapping[str, Any]) -> tuple[str, ...] | str:
+    """The columns an expectation reads (in kwargs order; () for the row count alone), or _SCHEMA, or
+    _EVERYTHING for a spec whose columns cannot be told from its kwargs."""
+    kwargs = spec.get("kwargs") or {}
+    if spec["expectation"] in _SCHEMA_ONLY and not {"row_condition", "condition_parser"} & set(kwargs):
+        return _SCHEMA
+    columns: list[str] = []
+    for key, value in kwargs.items():
+        if key in _COLUMN_KWARGS:
+            columns.append(value)
+        elif key == "column_list":
+            columns.extend(value or ())
+        elif key not in _PARAMETERS:
+            return _EVERYTHING
+    return tuple(dict.fromkeys(columns))
+
+
+def _positional_empty(n: int):
+    """n rows, no column: what an expectation on the row count alone needs."""
+    import pandas as pd
+
+    return pd.DataFrame(index=pd.RangeIndex(n))
+
+
+def _fast_by_column(rows, expectations: list[dict], indices: list[int], codes) -> dict[int, Any]:
+    """fastcheck on a batch read by column: each spec sees a frame of just its columns (those the batch has:
+    a missing one stays missing, as in the whole frame). Specs on the same columns share one frame; a column
+    still needed by the next frame is kept, every other one is let go, so memory holds one frame's columns."""
+    import pandas as pd
+
+    from quality import fastcheck
+
+    names, n = set(rows.columns), rows.num_rows
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i in indices:
+        need = _reads(expectations[i])
+        if isinstance(need, tuple):
+            groups.setdefault(tuple(sorted(c for c in need if c in names)), []).append(i)
+    fast: dict[int, Any] = {}
+    held: dict[str, Any] = {}
+    todo = sorted(groups, key=lambda k: (len(k), k))
+    while todo:
+        # next: the frame sharing most columns with what is held (then the narrowest)
+        key = max(todo, key=lambda k: (len(held.keys() & set(k)), -len(k)))
+        todo.remove(key)
+        held = {c: held[c] for c in key if c in held}  # let go of the others before reading
+        for c in key:
+            if c not in held:
+                held[c] = rows.read([c])[c]
+        frame = pd.DataFrame(held, copy=False) if key else _positional_empty(n)
+        for i in groups[key]:
+            got = fastcheck.evaluate(frame, expectations[i], codes)
+            if got is not None:
+                fast[i] = got
+        del frame
+    return fast
+
+
+def _gx_batches(rows, expectations: list[dict], slow: list[int]) -> list[tuple[Callable[[], Any], list[int]]]:
+    """The frames GX runs on for a batch read by column: the union of the slow specs' columns (every column
+    if one needs them all), and for specs on the table's columns alone a frame without rows."""
+    on_schema = [i for i in slow if _reads(expectations[i]) == _SCHEMA]
+    on_rows = [i for i in slow if i not in on_schema]
+    names = list(rows.columns)
+    if not on_rows:
+        return [(lambda: _schema_frame(rows), on_schema)] if on_schema else []
+    needs = [_reads(expectations[i]) for i in on_rows]
+    if any(need == _EVERYTHING for need in needs):
+        return [(lambda: rows.read(names), on_rows + on_schema)]
+    wanted = {c for need in needs for c in need}
+    # Every column GX could take for a wanted name, in the batch's order (GX takes the first that matches)
+    columns = [c for c in names if any(_gx_may_resolve(w, c) for w in wanted)]
+    batches = [(lambda: rows.read(columns) if columns else _positional_empty(rows.num_rows), on_rows)]
+    if on_schema:
+        batches.append((lambda: _schema_frame(rows), on_schema))
+    return batches
+
+
+def _gx_may_resolve(name: str, column: Any) -> bool:
+    """Whether GX could resolve a kwarg's column name to this batch column: GX matches names case-insensitively,
+    and quoted, bracketed or backticked (metrics.util.get_dbms_compatible_column_names). A superset is fine:
+    GX sees the same candidates, in the same order, as in the whole frame."""
+    if not isinstance(column, str):
+        return name == str(column)
+    folded, target = name.casefold(), column.casefold()
+    candidates = {folded, folded.strip('"'), folded.strip("[]"), folded.strip("`")}
+    if len(target) >= 2 and target[0] == target[-1] == "`":
+        candidates.add("`" + folded + "`")
+    return target in candidates or name == column
+
+
+def _schema_frame(rows):
+    """The batch's columns, with their dtypes, without rows."""
+    import pandas as pd
+
+    path = getattr(rows, "path", None)
+    if path is not None and callable(getattr(rows, "slices", None)):  # a Staged Parquet file: its schema
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).empty_table().to_pandas()
+    return pd.concat([rows.read([c]).iloc[:0] for c in rows.columns], axis=1) if len(rows.columns) else \
+        _positional_empty(0)
 
 
 def _positional(df: pd.DataFrame) -> pd.DataFrame:
@@ -545,12 +687,18 @@ def _statistics(successes: list[bool]) -> dict:
             "success_percent": ok / n * 100 if n else None}
 
 
-def _suite_meta(suite_name: str) -> dict:
-    from datetime import datetime, timezone
+@functools.cache
+def _gx_version() -> str:
     from importlib.metadata import version
 
+    return version("great_expectations")
+
+
+def _suite_meta(suite_name: str) -> dict:
+    from datetime import datetime, timezone
+
     return {
-        "great_expectations_version": version("great_expectations"),
+        "great_expectations_version": _gx_version(),
         "batch_spec": {"batch_data": "PandasDataFrame"},
         "batch_markers": {"ge_load_time": datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")},
         "active_batch_definition": {"datasource_name": _DATASOURCE, "data_connector_name": "fluent",
@@ -584,8 +732,31 @@ def _fast_outcome(spec: Mapping[str, Any], got: Any) -> ExpectationOutcome:
     )
 
 
-def _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir):
-    """GX for the `slow` specs; with docs_dir, the Data Docs page of the whole suite (fast results included)."""
+def _suite_result_json(suite_result: Any) -> dict:
+    """suite_result.to_json_dict(), without GX deep-copying and converting the row positions one by one
+    (seconds per million failing rows): lists of Python ints are JSON already, so they are taken out while GX
+    serialises the rest and put back after."""
+    taken: dict[int, list] = {}
+    for k, r in enumerate(suite_result.results):
+        rows = r.result.get("unexpected_index_list") if isinstance(r.result, dict) else None
+        if isinstance(rows, list) and len(rows) > 1000 and all(type(v) is int for v in rows):
+            taken[k] = rows
+            r.result["unexpected_index_list"] = []
+    try:
+        doc = suite_result.to_json_dict()
+    finally:
+        for k, rows in taken.items():
+            suite_result.results[k].result["unexpected_index_list"] = rows
+    for k, rows in taken.items():
+        doc["results"][k]["result"]["unexpected_index_list"] = list(rows)
+    return doc
+
+
+def _run_gx(batches, suite_name, expectations, unique, fast, docs_dir, whole=True):
+    """GX for the specs of each (frame factory, specs) batch, every batch on its frame; with docs_dir, the Data
+    Docs page of the whole suite (fast results included: rendering needs no frame). Not `whole` (a batch read
+    by column): GX's frames are some of its columns, so their fingerprint, which would not be the batch's, is
+    left out of the meta (as when every expectation is fast)."""
     import great_expectations as gx
     from great_expectations.core import ExpectationSuiteValidationResult, ExpectationValidationResult
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
@@ -597,17 +768,22 @@ def _run_gx(df, suite_name, expectations, unique, slow, fast, docs_dir):
         .add_dataframe_asset(suite_name)
         .add_batch_definition_whole_dataframe("whole")
     )
-    gx_results = []
-    if slow:
-        slow_suite = gx.ExpectationSuite(name=suite_name)
-        for i in slow:
-            slow_suite.add_expectation(_gx_expectation(expectations[i], i))
-        batch = batch_definition.get_batch(batch_parameters={"dataframe": _gx_frame(df)})
+    gx_results, meta = [], None
+    for frame, specs in batches:
+        if not specs:
+            continue
+        # Built whole, not by add_expectation: once a suite of that name is in the docs store, each add would
+        # rewrite it there (and give the expectation a store id).
+        slow_suite = gx.ExpectationSuite(name=suite_name, expectations=[_gx_expectation(expectations[i], i)
+                                                                        for i in specs])
+        batch = batch_definition.get_batch(batch_parameters={"dataframe": _gx_frame(frame())})
         slow_result = batch.validate(slow_suite, result_format=_RESULT_FORMAT)
-        gx_results = list(slow_result.results)
-        meta = dict(slow_result.meta)
-    else:
-        meta = _suite_meta(suite_name)
+        del batch
+        gx_results.extend(slow_result.results)
+        meta = meta or dict(slow_result.meta)
+    meta = meta or _suite_meta(suite_name)
+    if not whole and isinstance(meta.get("batch_markers"), dict):
+        meta["batch_markers"] = {k: v for k, v in meta["batch_markers"].items() if k != "pandas_data_fingerprint"}
     for i in unique:
         if i in fast:
             doc = _fast_json(expectations[i], i, fast[i], suite_name)
@@ -637,9 +813,7 @@ def _write_docs(context, suite_name, expectations, unique, suite_result, docs_di
         ValidationResultIdentifier,
     )
 
-    suite = gx.ExpectationSuite(name=suite_name)
-    for i in unique:
-        suite.add_expectation(_gx_expectation(expectations[i], i))
+    suite = gx.ExpectationSuite(name=suite_name, expectations=[_gx_expectation(expectations[i], i) for i in unique])
     identifier = ValidationResultIdentifier(
         expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite_name),
         run_id=RunIdentifier(run_name=f"kho-{uuid.uuid4().hex[:12]}"),

@@ -101,27 +101,31 @@ def check_digits_ok(codes: np.ndarray) -> np.ndarray:
 
 
 def _decide(arr: pa.Array) -> tuple[list[pa.Array], np.ndarray]:
-    """bulk.Decide for _one: (code, reason)."""
-    fast = bulk.matches(arr, _FAST_TEXT)
-    text = bulk.replace_rows(arr, fast & bulk.matches(arr, r"[ .]"),
+    """bulk.Decide for _one: (code, reason). Rows of plain digits are sorted from their bytes, RE2 reads the rest."""
+    digits = bulk.digit_rows(arr)
+    fast = digits | bulk.matches_where(arr, _FAST_TEXT, bulk.valid(arr) & ~digits)
+    text = bulk.replace_rows(arr, bulk.matches_where(arr, r"[ .]", fast & ~digits),
                              lambda a: pc.replace_substring_regex(a, r"[ .]", ""))
-    length = bulk.lengths(text)
-    personal = fast & (length == 12) & bulk.matches(text, r"^[0-9]{12}$")
-    company = fast & ~personal & bulk.matches(text, _BRANCH_CODE)
+    length, plain = bulk.lengths(text), bulk.digit_rows(text)
+    personal = fast & plain & (length == 12)
+    company = fast & ~personal & ((plain & ((length == 10) | (length == 13)))
+                                  | bulk.matches_where(text, _BRANCH_CODE, fast & ~plain))
     ok = np.zeros(len(arr), dtype=bool)
     if personal.any():
         ok[personal] = cccd_years(bulk.digits_int(text, personal))[0]
     branched = company & (length > 10)
-    code = pc.utf8_slice_codeunits(text, 0, 10)
     if company.any():
-        ok[company] = check_digits_ok(bulk.digits_int(code, company))
+        ok[company] = check_digits_ok(_ints(pc.utf8_slice_codeunits(text.filter(pa.array(company)), 0, 10)))
     if branched.any():
-        ok[branched] &= bulk.digits_int(pc.utf8_slice_codeunits(text, -3), branched) != 0  # branch 000
-    out = pc.if_else(pa.array(branched),
-                     pc.binary_join_element_wise(code, pc.utf8_slice_codeunits(text, -3), _DASH),
-                     text)
+        ok[branched] &= _ints(pc.utf8_slice_codeunits(text.filter(pa.array(branched)), -3)) != 0  # branch 000
+    out = bulk.replace_rows(text, branched, lambda a: pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(a, 0, 10), pc.utf8_slice_codeunits(a, -3), _DASH))
     fields = [bulk.where(ok, out), bulk.where(fast & (length > 0) & ~ok, _INVALID)]
-    return fields, ~fast & np.asarray(pc.is_valid(arr).to_numpy(zero_copy_only=False), dtype=bool)
+    return fields, ~fast & bulk.valid(arr)
+
+
+def _ints(digits: pa.Array) -> np.ndarray:
+    return np.asarray(pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 def normalize(values: pd.Series) -> tuple[pd.Series, pd.Series]:

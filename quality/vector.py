@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quality import bulk
 from quality.text import _clean_one, clean_text as _clean_text_py
 
 
@@ -45,6 +46,18 @@ def mask(arr: pa.Array, pattern: str) -> np.ndarray:
                       dtype=bool)
 
 
+def simple_text(arr: pa.Array) -> np.ndarray:
+    """mask(arr, _SIMPLE_TEXT), read off the bytes (RE2 takes ~5x longer): not null, not empty, bytes 0x20-0x7e
+    only, no space first, last or next to another space."""
+    offsets, data = bulk.byte_view(arr)
+    space = data == 0x20
+    bad = (data - np.uint8(0x20)) > 0x5e  # uint8 wraps: outside 0x20-0x7e
+    bad[1:] |= space[1:] & space[:-1]  # across a row boundary it is a first or last space: refused below anyway
+    ok = (offsets[1:] > offsets[:-1]) & bulk.valid(arr) & ~bulk.row_any(offsets, bad)
+    ok[ok] = ~space[offsets[:-1][ok]] & ~space[offsets[1:][ok] - 1]
+    return ok
+
+
 def series(arr: pa.Array, like: pd.Series) -> pd.Series:
     return pd.Series(pa.chunked_array([arr]).to_pandas().array, index=like.index, name=like.name, dtype="str")
 
@@ -54,7 +67,7 @@ def clean_text(values: pd.Series) -> pd.Series:
     arr = text_array(values)
     if arr is None:
         return _clean_text_py(values)
-    rest = ~mask(arr, _SIMPLE_TEXT) & values.notna().to_numpy()
+    rest = ~simple_text(arr) & values.notna().to_numpy()
     if rest.any():  # _clean_one once per distinct value, the rows rebuilt in Arrow
         arr = pc.replace_with_mask(arr, pa.array(rest), per_distinct(arr.filter(pa.array(rest)), _clean_one))
     return series(arr, values)

@@ -1,5 +1,6 @@
 """Helpers for the tests/test_load_*.py tests: a small contract per load mode, batches as the validated step hands
-them over, and `run_load`, one load as a separate process runs it (to kill it or race it); also a command line:
+them over (a DataFrame, or a Staged file of small slices), and `run_load`, one load as a separate process runs
+it (to kill it or race it); also a command line:
 
     python -m tests.load_support <warehouse url> <lake root> <dataset> <mode> <batch name> <load id>
 """
@@ -10,10 +11,13 @@ import hashlib
 import sys
 import uuid
 from datetime import date, datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
+from assets import batches
+from assets.batches import Staged
 from assets.contract import Contract
 from assets.extract.base import ROW_COLUMN
 from assets.extract.csv import ORIGINAL, REASONS
@@ -61,6 +65,14 @@ def batch(c: Contract, file: str, rows: list[tuple], rejected: list[tuple] = ())
     return frame
 
 
+def staged(frame: pd.DataFrame, path: Path, rows: int = 3) -> Staged:
+    """The frame as the steps hand a large batch over: a Parquet file of `rows`-row slices."""
+    with batches.Writer(path) as w:
+        for start in range(0, len(frame), rows):
+            w.write(frame.iloc[start:start + rows].reset_index(drop=True))
+        return w.close(empty=frame)
+
+
 def log_rows(c: Contract, load_id: str, file: str, frame: pd.DataFrame) -> list[dict]:
     bad = int(frame[REASONS].notna().sum())
     return [{"load_id": load_id, "dataset": c.dataset, "department": "so_y_te", "partition_key": None,
@@ -70,10 +82,12 @@ def log_rows(c: Contract, load_id: str, file: str, frame: pd.DataFrame) -> list[
 
 
 def load(wh: Warehouse, lake: str, c: Contract, file: str, rows: list[tuple], load_id: str,
-         rejected: list[tuple] = ()):
+         rejected: list[tuple] = (), slices: Path | None = None):
+    """One load of a batch; `slices`: handed over as a Staged file there, 3 rows a slice."""
     frame = batch(c, file, rows, rejected)
-    write_quarantine(wh, lake, c, frame, load_id, [sha(file)])
-    return load_curated(wh, lake, c, frame, load_id, [{"sha256": sha(file), "file_name": file}],
+    given = staged(frame, slices) if slices is not None else frame
+    write_quarantine(wh, lake, c, given, load_id, [sha(file)])
+    return load_curated(wh, lake, c, given, load_id, [{"sha256": sha(file), "file_name": file}],
                         log_rows(c, load_id, file, frame))
 
 
@@ -120,7 +134,20 @@ def dataset_name() -> str:
 # Batches the subprocess tests load by name: (rows, file name).
 OCT = [("CS01", "Bệnh viện Quận 1", 120, date(2026, 10, 3)), ("CS02", "Trạm y tế Bến Thành", 10, date(2026, 10, 9))]
 OCT_V2 = [("CS01", "Bệnh viện Quận 1", 150, date(2026, 10, 3)), ("CS03", "Phòng khám Sài Gòn", 5, date(2026, 10, 20))]
-BATCHES = {"oct": (OCT, "oct.csv"), "oct_v2": (OCT_V2, "oct_v2.csv"), "big": (None, "big.csv")}
+# Larger batches for the slice tests (tests/test_load_slices.py): two periods, a row without a date.
+FIRST = [("CS01", "Bệnh viện Quận 1", 120, date(2026, 10, 3)), ("CS02", "Trạm y tế Bến Thành", 10, date(2026, 10, 9)),
+         ("CS03", "Phòng khám Sài Gòn", 5, date(2026, 10, 20)),
+         ("CS04", "Trung tâm y tế Thủ Đức", 80, date(2026, 11, 2)),
+         ("CS05", "Trạm y tế Linh Trung", 12, date(2026, 11, 5)), ("CS06", "Phòng khám Đa Kao", 7, None),
+         ("CS07", "Bệnh viện Gò Vấp", 300, date(2026, 11, 30))]
+SECOND = [("CS01", "Bệnh viện Quận 1", 150, date(2026, 10, 3)),  # changed
+          ("CS02", "Trạm y tế phường Bến Thành", 10, date(2026, 10, 9)),  # renamed (untracked in scd2)
+          ("CS04", "Trung tâm y tế Thủ Đức", 80, date(2026, 11, 2)),  # unchanged; CS03, CS05, CS07 gone
+          ("CS06", "Phòng khám Đa Kao", 9, None),
+          ("CS08", "Trạm y tế Tân Định", 15, date(2026, 10, 12)), ("CS09", "Phòng khám Quận 3", 4, date(2026, 11, 8)),
+          ("CS10", "Trạm y tế An Khánh", 6, date(2026, 11, 9)), ("CS11", "Bệnh viện Quận 7", 210, date(2026, 10, 1))]
+BATCHES = {"oct": (OCT, "oct.csv"), "oct_v2": (OCT_V2, "oct_v2.csv"), "big": (None, "big.csv"),
+           "second": (SECOND, "second.csv")}
 
 
 def big(n: int) -> list[tuple]:
@@ -128,9 +155,10 @@ def big(n: int) -> list[tuple]:
 
 
 def run_load(url: str, lake: str, dataset: str, mode: str, name: str, load_id: str,
-             hold: str | None = None, start_after: str | None = None) -> None:
+             hold: str | None = None, start_after: str | None = None, slices: str | None = None) -> None:
     """One load of a named batch, as a separate process runs it; `hold` sets KHO_TEST_HOLD, `start_after` waits
-    for that file first (so two processes can be started together and still race at a known point)."""
+    for that file first (so two processes can be started together and still race at a known point); `slices`:
+    the batch handed over as a Staged file there."""
     import os
     import time
     from pathlib import Path
@@ -142,7 +170,8 @@ def run_load(url: str, lake: str, dataset: str, mode: str, name: str, load_id: s
     c = contract(dataset, mode, partitioned=True)
     batch_rows, file = BATCHES[name]
     wh = Warehouse(url)
-    load(wh, lake, c, file, batch_rows if batch_rows is not None else big(200_000), load_id)
+    load(wh, lake, c, file, batch_rows if batch_rows is not None else big(200_000), load_id,
+         slices=Path(slices) if slices else None)
     wh.engine.dispose()
 
 

@@ -256,3 +256,98 @@ def test_large_frame_fast_path_is_vectorised():
     out = qgx.validate(df, "big", specs)
     assert time.perf_counter() - t < 5
     assert [r.success for r in out.results] == [True, True, False, True, True]
+
+
+def test_missing_mask_equals_isna():
+    import decimal
+
+    d, t = dt.date(2026, 10, 1), dt.datetime(2026, 10, 1, 8)
+    columns = [
+        [d, d], [d, None, d], [None, None], [], [d, math.nan], [d, pd.NaT], [d, pd.NA], [t, None, d],
+        ["a", 1, True, None, d, t], ["a", decimal.Decimal("NaN")], [1.5, math.nan], [np.float64("nan"), "x"],
+        [pd.Timestamp("2026-10-01"), None], [np.datetime64("NaT"), d],
+    ]
+    for values in columns:
+        s = pd.Series(values, dtype=object)
+        assert fastcheck._missing(s).tolist() == s.isna().tolist(), values
+    for s in (pd.Series(["a", None], dtype="str"), pd.array([1, None], dtype="Int64"), pd.Series([1.0, math.nan])):
+        s = pd.Series(s)
+        assert fastcheck._missing(s).tolist() == s.isna().tolist()
+
+
+def _dates(n: int, rng: random.Random, missing) -> pd.Series:
+    day = dt.date(2026, 10, 1)
+    return pd.Series([missing if rng.random() < 0.2 else day + dt.timedelta(days=rng.randrange(4))
+                      for _ in range(n)], dtype=object)
+
+
+PAIR_SPECS = [s for s in SPECS if s["kwargs"].get("column_A") == "ngay_hen_tra"]
+PAIR_FRAMES = {
+    # each side's values: dates only, dates and None, dates and NaN, all None, all NaN
+    "dates": lambda rng: (_dates(50, rng, dt.date(2026, 10, 2)), _dates(50, rng, dt.date(2026, 10, 3))),
+    "with_none": lambda rng: (_dates(50, rng, None), _dates(50, rng, None)),
+    "with_nan": lambda rng: (_dates(50, rng, math.nan), _dates(50, rng, None)),
+    "one_side_none": lambda rng: (pd.Series([None] * 50, dtype=object), _dates(50, rng, None)),
+    "one_side_nan": lambda rng: (_dates(50, rng, None), pd.Series([math.nan] * 50, dtype=object)),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIR_FRAMES))
+def test_pair_of_date_columns_gives_gx_answers(name):
+    due, received = PAIR_FRAMES[name](random.Random(12))
+    df = pd.DataFrame({"ngay_hen_tra": due, "ngay_tiep_nhan": received})
+    by_gx = qgx.validate(df, "pairs", PAIR_SPECS, engine="gx")
+    for i, spec in enumerate(PAIR_SPECS):
+        fast = fastcheck.evaluate(df, spec)
+        assert fast is not None, spec
+        want = by_gx.results[i]
+        assert want.exception is None
+        assert (fast.success, fast.unexpected_rows.tolist()) == (want.success, want.unexpected_rows), (name, spec)
+        assert _same_result(fast.result, by_gx.result_json["results"][i]["result"])
+
+
+def test_pair_of_dates_and_datetimes_is_left_to_gx():
+    d, t = dt.date(2026, 10, 1), dt.datetime(2026, 10, 1, 8)
+    df = pd.DataFrame({"ngay_hen_tra": pd.Series([d, t], dtype=object),
+                       "ngay_tiep_nhan": pd.Series([d, d], dtype=object)})
+    assert fastcheck.evaluate(df, PAIR_SPECS[0]) is None
+
+
+def test_regex_on_repeating_values_goes_through_the_dictionary():
+    import re
+
+    rng = random.Random(13)
+    values = ["1.001612", "1.001612\n", "x1.001612", "2.000908", "", "Hoà", None]
+    s = pd.Series([rng.choice(values) for _ in range(60_000)], dtype="str")
+    regex = r"^[0-9]\.[0-9]{6}$"
+    assert fastcheck._few_distinct(fastcheck._text_array(s))
+    got = fastcheck._regex_matches(s, regex)
+    assert got.tolist() == [isinstance(v, str) and re.search(regex, v) is not None for v in s.tolist()]
+    unique = pd.Series([f"HS{i}" for i in range(60_000)], dtype="str")
+    assert not fastcheck._few_distinct(fastcheck._text_array(unique))
+    assert fastcheck._regex_matches(unique, r"^HS\d+$").all()
+
+
+def test_object_columns_arrow_cannot_take_are_left_to_gx():
+    # a str beside an int, a lone surrogate: not text to Arrow, so GX answers (this used to raise)
+    for values in (["a", 5, None], ["a", "\ud800", None]):
+        df = pd.DataFrame({"x": pd.Series(values, dtype=object)})
+        for spec in (E("expect_column_values_to_be_in_set", column="x", value_set=["a"]),
+                     E("expect_column_values_to_be_unique", column="x"),
+                     E("expect_column_values_to_match_regex", column="x", regex="a"),
+                     E("expect_column_values_to_be_current_ward_code", column="x", value_set=["a"])):
+            assert fastcheck.evaluate(df, spec) is None, (values, spec)
+    out = qgx.validate(pd.DataFrame({"x": pd.Series(["a", 5, "b"], dtype=object)}), "mixed",
+                       [E("expect_column_values_to_be_in_set", column="x", value_set=["a", "b"])])
+    assert out.results[0].unexpected_rows == [1]
+
+
+def test_text_set_membership_in_arrow_equals_isin():
+    rng = random.Random(14)
+    members = ["Hoà", unicodedata.normalize("NFD", "Hoà"), "", "a\nb"]
+    for dtype in ("str", object):
+        s = pd.Series([rng.choice(members + ["x", None]) for _ in range(300)], dtype=dtype)
+        for value_set in (members[:1], members, []):
+            got = fastcheck._str_in(s, value_set)
+            assert got.tolist() == [v is not None and v == v and v in value_set for v in s.tolist()]
+

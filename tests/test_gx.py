@@ -297,3 +297,27 @@ def test_at_least_one_of_matches_gx():
         with pytest.raises(Exception, match="cannot both be None"):
             cls(column="a")
         cls(column="a", **{group[0]: 1})
+
+
+def test_result_json_with_long_row_lists_is_gxs_own(monkeypatch, tmp_path):
+    # Long lists of failing rows skip GX's per-value serialisation; the JSON must be what GX writes.
+    n = 3000
+    df = pd.DataFrame({"a": pd.Series([None if i % 2 else "x" for i in range(n)], dtype="str"),
+                       "b": pd.Series(range(n), dtype="int64")})
+    specs = [{"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "a"}},  # fast
+             {"expectation": "expect_column_values_to_be_null", "kwargs": {"column": "b"}},  # GX
+             {"expectation": "expect_column_values_to_be_in_set", "kwargs": {"column": "b", "value_set": [1]},
+              "severity": "warn"}]
+    real, seen = qgx._suite_result_json, []
+
+    def checked(suite_result):
+        doc = real(suite_result)
+        assert doc == suite_result.to_json_dict()  # and the lists are back in suite_result
+        seen.append(doc)
+        return doc
+
+    monkeypatch.setattr(qgx, "_suite_result_json", checked)
+    out = qgx.validate(df, "long", specs, docs_dir=str(tmp_path))
+    assert len(seen) == 1 and out.result_json is seen[0]
+    assert [len(r["result"]["unexpected_index_list"]) for r in out.result_json["results"]] == [1500, 3000, 2999]
+    assert out.results[0].unexpected_rows == list(range(1, n, 2))

@@ -104,3 +104,62 @@ def test_postgres_tables_and_columns_carry_the_vietnamese_descriptions(request, 
         "_kho_row": "Dòng trong tệp nguồn", "_kho_loaded_at": "Thời điểm nạp (UTC)",
         "valid_from": "Phiên bản có hiệu lực từ (UTC)",
         "valid_to": "Phiên bản hết hiệu lực lúc (UTC); trống: hiện hành", "is_current": "Phiên bản hiện hành"}
+
+
+def _indexes(wh, c) -> dict[str, str]:
+    """name -> definition of the curated table's indexes."""
+    with wh.engine.connect() as conn:
+        if wh.dialect == "sqlite":
+            got = conn.exec_driver_sql(f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = "
+                                       f"'{c.table}' AND sql IS NOT NULL").all()
+        else:
+            got = conn.exec_driver_sql(f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'curated' "
+                                       f"AND tablename = '{c.table}'").all()
+    return {name: sql for name, sql in got}
+
+
+def test_replace_partition_indexes_source_files_only_for_rows_without_a_period(wh, lake):
+    """Every row written pays for its index entries: the source-file index of a replace_partition table holds
+    only the rows its DELETE looks up by file (no period), and the DELETE uses it. A full index an earlier
+    version made is replaced."""
+    c = contract(dataset_name(), "replace_partition", partitioned=True)
+    load(wh, lake, c, "a.csv", OCT, "L1")
+    table = wh.name_of(wh.curated_table(c))
+    with wh.engine.begin() as conn:  # as kho made it before: a full index
+        conn.exec_driver_sql(f'CREATE INDEX "ix_{c.table}__kho_file_sha256" ON {table} (_kho_file_sha256)')
+    load(wh, lake, c, "b.csv", OCT, "L2")
+    indexes = _indexes(wh, c)
+    assert f"ix_{c.table}__kho_file_sha256" not in indexes
+    partial = indexes[f"ix_{c.table}__kho_file_sha256_where_ky_null"]
+    assert "_kho_file_sha256" in partial and "WHERE" in partial.upper() and "IS NULL" in partial.upper()
+    assert f"ix_{c.table}_ky" in indexes
+    delete = f"DELETE FROM {table} WHERE ky IN ('2026-10') OR (ky IS NULL AND _kho_file_sha256 IN ('x'))"
+    with wh.engine.connect() as conn:
+        if wh.dialect == "sqlite":
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {delete}").all())
+        else:
+            conn.exec_driver_sql("SET enable_seqscan = off")
+            plan = " ".join(str(r) for r in conn.exec_driver_sql(f"EXPLAIN {delete}").all())
+        conn.rollback()
+    assert f"ix_{c.table}__kho_file_sha256_where_ky_null" in plan and f"ix_{c.table}_ky" in plan
+    assert rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L2")]
+
+
+def test_date_columns_take_date_objects_datetime64_and_arrow_dates_but_never_a_time_of_day(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+
+    from assets.warehouse import Warehouse
+
+    wh = Warehouse(f"sqlite:///{tmp_path / 'kho.sqlite'}")
+    table = wh.curated_table(contract(dataset_name(), "append"))
+    want = [date(2026, 10, 3), None]
+    for values in (pd.Series(want, dtype=object), pd.Series(pd.to_datetime(want)),
+                   pd.Series(pd.to_datetime(want)).dt.tz_localize("Asia/Ho_Chi_Minh"),  # local midnight
+                   pd.Series(want, dtype=pd.ArrowDtype(pa.date32())),
+                   pd.Series(pd.to_datetime(want), dtype=pd.ArrowDtype(pa.timestamp("us")))):
+        got = wh.arrow(table, pd.DataFrame({"ma_co_so": ["CS01", "CS02"], "ngay_cap_nhat": values}))
+        assert got.column("ngay_cap_nhat").type == pa.date32() and got.column("ngay_cap_nhat").to_pylist() == want
+    with pytest.raises(SchemaChangeError, match="ngay_cap_nhat"):
+        wh.arrow(table, pd.DataFrame({"ngay_cap_nhat": pd.to_datetime(["2026-10-03 07:30"])}))
+    wh.engine.dispose()

@@ -129,3 +129,31 @@ def test_pipeline_without_key_fails_clearly_and_loads_nothing_until_the_key_is_s
         cccd = conn.execute(sa.text("SELECT so_cccd FROM ho_so_tthc")).scalars().all()
     assert len(cccd) > 80 and all(v.startswith("ps_") for v in cccd)
     engine.dispose()
+
+
+def test_individual_tax_codes_as_pandas_fullmatch_finds_them():
+    """The Arrow path settles ASCII values; Unicode digits (Python's \\d) and non-text columns go through pandas."""
+    values = [CCCD, "0301234567", "0301234567-001", "999999999999", "١٢٣٤٥٦٧٨٩٠١٢", "07920300123４", None,
+              "079203001234\n", " 079203001234", "", "Nguyễn", "0792030012345"]
+    for column in (pd.Series(values, dtype="str"), pd.Series(values, dtype=object),
+                   pd.Series([79203001234, 301234567, 123456789012, None], dtype=object)):
+        got, want = privacy._individual_tax_codes(column), privacy._individual_tax_codes_slow(column)
+        assert got.dtype == bool and got.index.equals(column.index) and got.tolist() == want.tolist()
+    assert privacy._individual_tax_codes(pd.Series(values, dtype="str")).tolist() == [
+        True, False, False, True, True, True, False, False, False, False, False, False]
+
+
+def test_individual_tax_codes_are_replaced_in_arrow_as_through_object():
+    values = pd.Series([CCCD, "0301234567", None, "999999999999", CCCD, "١٢٣٤٥٦٧٨٩٠١٢"], dtype="str", name="mst")
+    mask = privacy._individual_tax_codes(values)
+    got = privacy._with_pseudonyms(values, mask, KEY)
+    want = values.astype(object)
+    want[mask] = pseudonymise_column(values[mask], "citizen_id", KEY)
+    want = want.astype("str")
+    assert got.dtype == want.dtype == "str" and got.name == "mst" and got.index.equals(values.index)
+    assert got.equals(want)
+    assert got[0] == got[4] == pseudonymise_column(pd.Series([CCCD]), "citizen_id", KEY)[0]
+    assert pd.isna(got[3]) and got[1] == "0301234567" and pd.isna(got[2])  # not a valid CCCD: no value kept
+    mixed = pd.Series([79203001234, CCCD, None], dtype=object)  # not all text: through object, as before
+    got = privacy._with_pseudonyms(mixed, privacy._individual_tax_codes(mixed), KEY)
+    assert got.dtype == "str" and got[0] == "79203001234" and got[1] == want[0] and pd.isna(got[2])

@@ -7,7 +7,7 @@ import phonenumbers
 import pyarrow as pa
 import pytest
 
-from quality import bulk
+from quality import bulk, phone
 from quality.phone import _VN_RULE, OLD_MOBILE_PREFIXES, _decide, _one, normalize, normalize_phone
 from quality.text import map_unique
 
@@ -156,10 +156,13 @@ def test_fast_path_uses_phonenumbers_metadata():
     assert (tuple(meta.fixed_line.possible_length), meta.fixed_line.national_number_pattern) in types
 
 
+@pytest.mark.parametrize("tables", [True, False])  # False: RE2 reads every national number (no prefix tables)
 @pytest.mark.parametrize("dedupe", [False, True])  # True: the route for columns that repeat a few values
 @pytest.mark.parametrize("dtype", [object, "str"])
-def test_fast_path_equals_normalize_phone(dtype, dedupe, monkeypatch):
+def test_fast_path_equals_normalize_phone(dtype, dedupe, tables, monkeypatch):
     monkeypatch.setattr(bulk, "_repetitive", lambda values: dedupe)
+    if not tables:
+        monkeypatch.setattr(phone, "_prefix_table", lambda n, allowed: None)
     values = _generated_phones(random.Random(2018))
     if dtype == "str":
         values = [v for v in values if v is None or isinstance(v, str)]
@@ -201,3 +204,38 @@ def test_normalize_is_fast_on_distinct_values():
     phones, _ = normalize(raw)
     assert time.perf_counter() - start < 3.0  # per value (phonenumbers) this is ~8 s
     assert phones.notna().mean() > 0.9
+
+
+def test_prefix_tables_give_re2s_verdict():
+    """The VN patterns read only a few leading digits: the lookup tables agree with RE2 on whole numbers."""
+    general, types = _VN_RULE
+    rng = np.random.default_rng(7)
+    tabled = 0
+    for n in range(1, 16):
+        allowed = tuple(p for lengths, p in types if not lengths or n in lengths)
+        if not allowed or (general[0] and n not in general[0]):
+            continue
+        table = phone._prefix_table(n, allowed)
+        tabled += table is not None
+        k = table[0] if table else min(n, 4)
+        numbers = [str(v) for v in rng.integers(10 ** (n - 1), 10**n, 20_000, dtype=np.int64)]
+        numbers += [f"{p}{rng.integers(0, 10 ** (n - k), dtype=np.int64):0{n - k}d}" if n > k else str(p)
+                    for p in range(10 ** (k - 1), 10**k)]  # every prefix
+        nsn = pa.array(numbers + [None], type=pa.large_string())
+        want = (bulk.matches(nsn, f"^(?:{general[1]})$")
+                & bulk.matches(nsn, "^(?:" + "|".join(f"(?:{p})" for p in allowed) + ")$"))
+        candidate = np.ones(len(nsn), dtype=bool)
+        candidate[-1] = False
+        got = phone._vn_valid(nsn, candidate)
+        assert (got == want).all(), n
+        assert want.any()
+    assert tabled >= 4  # 7-10 digits: mobiles, landlines, 1800/1900
+
+
+@pytest.mark.parametrize("pattern, n, k", [
+    (r"\d{7}", 7, 0), (r"[2-9]\d{7}", 8, 1), (r"1(?:2[0-4]|3[5-9])\d{5}", 8, 3), (r"[12]\d{9}|7\d{6}", 10, 1),
+    (r"\d+1", 5, 5), (r"(?:1\d)*2", 7, 7), (r"(?:|1)*2", 5, 5), (r"[^1]2\d", 4, 2), (r"[0-9a]\d", 2, 0),
+    (r"(?i)1\d", 2, None), (r"1(?=2)\d", 2, None), (r"^1\d", 2, None), (r"(1)\1", 2, None), (r"1\d++", 3, None),
+])
+def test_significant_digits(pattern, n, k):
+    assert phone._significant(pattern, n) == k

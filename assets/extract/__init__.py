@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
 
 import pandas as pd
 
-from assets.extract.base import Extracted
+from assets.extract.base import Extracted, Report
 
 if TYPE_CHECKING:
     from assets.contract import ChildTable, Contract
@@ -39,6 +40,43 @@ def extract(contract: "Contract", data: bytes, file: str) -> Extracted:
         got.children = {name: _child_columns(kids[name], fmt.children[name], name, file) for name in kids}
         return got
     raise NotImplementedError(f"{file}: format '{fmt.type}' has no reader yet")
+
+
+def extract_slices(contract: "Contract", source: str | Path | bytes, file: str,
+                   rows: int | None = None) -> tuple[Iterator[pd.DataFrame], Report]:
+    """One export (a path, or its bytes) as frames of `rows` rows each (the last one fewer; None: one frame), and
+    its Report. The frames joined are `extract(contract, data, file).frame`: the same columns, rows, values,
+    reasons and ROW_COLUMN, in file order; there is always at least one frame (empty when the file has no rows).
+
+    A CSV (or SQL snapshot) is never held whole: it is read a chunk at a time (assets.extract.csv.CHUNK_BYTES), so
+    memory grows with `rows` and the chunk, not with the file. Other formats are read whole, then sliced.
+    An export that cannot be read raises ExportError naming the file and the place: a bad header, encoding or an
+    empty file when this is called, what is found further in the file while the frames are read. The Report's
+    encoding and notes are set here and completed (e.g. "row numbers (_kho_row) are approximate") by the time the
+    last frame is read."""
+    fmt = contract.format
+    if fmt.type in ("csv", "sql"):
+        from assets.extract.csv import csv_slices
+
+        columns = {name: col.headers for name, col in contract.columns.items()}
+        required = {name for name, col in contract.columns.items() if col.required}
+        source = source if isinstance(source, (bytes, bytearray, memoryview)) else Path(source)
+        if fmt.type == "sql":  # a snapshot that assets.sources.pull wrote: UTF-8 CSV under the canonical names
+            return csv_slices(source, file, columns, required, encoding="utf-8", delimiter=",", rows=rows)
+        return csv_slices(source, file, columns, required, encoding=fmt.encoding, delimiter=fmt.delimiter,
+                          rows=rows)
+    data = bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source).read_bytes()
+    got = extract(contract, data, file)
+    report = Report(skipped=got.skipped, encoding=got.encoding, notes=got.notes, children=got.children)
+    return _sliced(got.frame, rows), report
+
+
+def _sliced(frame: pd.DataFrame, rows: int | None) -> Iterator[pd.DataFrame]:
+    if not rows or len(frame) <= rows:
+        yield frame
+        return
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start:start + rows].reset_index(drop=True)
 
 
 def _child_columns(frame: pd.DataFrame, child: "ChildTable", name: str, file: str) -> pd.DataFrame:

@@ -18,7 +18,21 @@ class Skipped:
 
 
 @dataclass
-class Extracted:
+class Report:
+    """What a reader tells about an export besides its rows: the encoding it read, the rows it skipped on purpose,
+    notes, and (JSON) the child tables. A reader that yields slices (assets.extract.extract_slices) fills it
+    before the first slice and may add to it while slices are read: it is final once they are all read."""
+
+    skipped: list[Skipped] = field(default_factory=list)
+    encoding: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # JSON lists nested in records, one text table per contract child (see assets.children), keyed by
+    # assets.extract.json.PARENT_COLUMN (the parent's ROW_COLUMN) and SEQ_COLUMN.
+    children: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class Extracted(Report):
     """A departmental export turned into text.
 
     `frame` holds only data rows; every column is text (pandas `str`/object, missing = None/NaN),
@@ -27,9 +41,3 @@ class Extracted:
     """
 
     frame: pd.DataFrame
-    skipped: list[Skipped] = field(default_factory=list)
-    encoding: str | None = None
-    notes: list[str] = field(default_factory=list)
-    # JSON lists nested in records, one text table per contract child (see assets.children), keyed by
-    # assets.extract.json.PARENT_COLUMN (the parent's ROW_COLUMN) and SEQ_COLUMN.
-    children: dict[str, pd.DataFrame] = field(default_factory=dict)

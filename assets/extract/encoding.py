@@ -28,6 +28,7 @@ import functools
 import re
 import unicodedata
 from collections import Counter
+from typing import Iterator
 
 from assets.errors import ExportError
 
@@ -234,6 +235,8 @@ def _capital_run(m: re.Match) -> str:
     are no evidence, so "Sở ĐT" and "UBND Xã" keep their case. Known cost: a title-case short word next to
     capitals ("Bà NGUYỄN VĂN A") is read as capitals too; case only, never a different letter."""
     run = m[0]
+    if run.isascii():  # no lowercase-coded letter, no capital vowel code: no evidence (most runs: "HCM", "UBND")
+        return run
     if any(_UPPER.intersection(w[1:]) and (_LOWER_CODED.intersection(w) or _VOWEL_CAPS.intersection(w[1:]))
            for w in run.split()):
         return run.upper()
@@ -259,9 +262,13 @@ def _line_of(data: bytes, offset: int) -> int:
     return data.count(b"\n", 0, offset) + 1
 
 
-def _bad_byte(file: str, data: bytes, offset: int, name: str, why: str | None = None) -> ExportError:
+def _bad_byte(file: str, data: bytes, offset: int, name: str, why: str | None = None, *, at: int = 0,
+              line_of=None) -> ExportError:
+    """`data` is the file from byte `at` on (a part of it when read a part at a time: `line_of(offset in the file)`
+    then gives the line)."""
+    line = line_of(at + offset) if line_of else _line_of(data, offset)
     return ExportError(file, why or f"byte 0x{data[offset]:02X} is not valid {name}; the file is not in {name}",
-                       place=f"line {_line_of(data, offset)}, byte offset {offset}")
+                       place=f"line {line}, byte offset {at + offset}")
 
 
 def _nfc(text: str) -> str:
@@ -271,9 +278,9 @@ def _nfc(text: str) -> str:
 # --- decoding -------------------------------------------------------------------------------------
 
 
-def _decode_legacy(data: bytes, name: str, file: str | None) -> tuple[str, int]:
+def _decode_legacy(data: bytes, name: str, file: str | None, *, at: int = 0, line_of=None) -> tuple[str, int]:
     """Decode with one 8-bit encoding. file=None: lenient, returns the count of invalid bytes/sequences
-    (for scoring); otherwise strict, raising ExportError at the first one."""
+    (for scoring); otherwise strict, raising ExportError at the first one (`at`, `line_of`: see _bad_byte)."""
     errors = "strict" if file else "replace"
     marked = b""
     try:
@@ -286,14 +293,14 @@ def _decode_legacy(data: bytes, name: str, file: str | None) -> tuple[str, int]:
         else:
             text = codecs.charmap_decode(data, errors, _TCVN3_TABLE if name == "tcvn3" else _VISCII_TABLE)[0]
     except UnicodeDecodeError as e:
-        raise _bad_byte(file, data, e.start, name) from None
+        raise _bad_byte(file, data, e.start, name, at=at, line_of=line_of) from None
     bad = 0
     if file:
         stray = _STRAY.search(marked)
         if stray:
             raise _bad_byte(file, data, stray.start(), name,
                             f"byte 0x{data[stray.start()]:02X} is a {name} tone/diacritic mark with no letter to "
-                            f"carry it; the file is not in {name} or is damaged")
+                            f"carry it; the file is not in {name} or is damaged", at=at, line_of=line_of)
     else:
         bad = len(_STRAY.findall(marked)) + text.count("\ufffd")
     text = _nfc(text)
@@ -420,19 +427,32 @@ def _detect(data: bytes, file: str) -> tuple[str, str]:
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError as e:
-        # judge on the text itself: a long ASCII head (a banner, codes) must not hide the letters
-        first = _FIRST_HIGH.search(data).start()
-        sample = data[max(0, first - 1024):max(0, first - 1024) + SAMPLE_BYTES]
-        high = len(sample) - len(sample.translate(None, _HIGH))
-        utf8 = sum(map(len, _UTF8_SEQ.findall(sample)))
-        if utf8 >= 0.9 * high:  # almost every high byte sits in a valid UTF-8 sequence: damaged UTF-8
-            raise _bad_byte(file, data, e.start, "UTF-8",
-                            f"byte 0x{data[e.start]:02X} is not valid UTF-8, yet the rest reads as UTF-8: "
-                            "the file is damaged or mixes encodings") from None
-    stray = next((m for m in _BINARY.finditer(data, 0, SAMPLE_BYTES) if m[0][0] not in _VISCII_C0_BYTES), None)
+        bad = e.start
+    # judge on the text itself: a long ASCII head (a banner, codes) must not hide the letters
+    first = _FIRST_HIGH.search(data).start()
+    name = _legacy_name(data[max(0, first - 1024):max(0, first - 1024) + SAMPLE_BYTES], data[:SAMPLE_BYTES], file,
+                        bad, data[bad], lambda offset: _line_of(data, offset))
+    return _decode_legacy(data, name, file)[0], name
+
+
+def _damaged_utf8(file: str, offset: int, byte: int, line: int) -> ExportError:
+    return ExportError(file, f"byte 0x{byte:02X} is not valid UTF-8, yet the rest reads as UTF-8: "
+                             "the file is damaged or mixes encodings", place=f"line {line}, byte offset {offset}")
+
+
+def _legacy_name(sample: bytes, head: bytes, file: str, bad: int, bad_byte: int, line_of) -> str:
+    """The 8-bit encoding of a file that is not UTF-8: `sample` is SAMPLE_BYTES from 1024 bytes before its first
+    byte over 0x7F, `head` its first SAMPLE_BYTES, `bad` the offset of its first byte that is not valid UTF-8
+    (`bad_byte`), `line_of(offset)` the line of an offset. Raises ExportError when the file is damaged UTF-8,
+    binary, or reads as no encoding clearly better than the others."""
+    high = len(sample) - len(sample.translate(None, _HIGH))
+    utf8 = sum(map(len, _UTF8_SEQ.findall(sample)))
+    if utf8 >= 0.9 * high:  # almost every high byte sits in a valid UTF-8 sequence: damaged UTF-8
+        raise _damaged_utf8(file, bad, bad_byte, line_of(bad))
+    stray = next((m for m in _BINARY.finditer(head) if m[0][0] not in _VISCII_C0_BYTES), None)
     if stray:
         raise ExportError(file, f"control byte 0x{stray[0][0]:02X}: binary data, not a text export",
-                          place=f"line {_line_of(data, stray.start())}, byte offset {stray.start()}")
+                          place=f"line {_line_of(head, stray.start())}, byte offset {stray.start()}")
 
     results = []
     for name in LEGACY:
@@ -449,7 +469,7 @@ def _detect(data: bytes, file: str) -> tuple[str, str]:
         tried = ", ".join(f"{r[3]} {r[1]} words ok/{r[2]} bad" for r in results)
         raise ExportError(file, "cannot tell the encoding; name it in the contract (format.encoding). "
                                 f"Tried: {tried}")
-    return _decode_legacy(data, name, file)[0], name
+    return name
 
 
 def decode(data: bytes, file: str, encoding: str | None = None, nfc: bool = True,
@@ -500,11 +520,19 @@ def _re2_alternatives(chars) -> str:
 
 @functools.cache
 def _prescan_patterns() -> str:
+    return rf"[\x00-\x08\x0e-\x1f]|{mojibake_pattern()}"
+
+
+@functools.cache
+def mojibake_pattern() -> str:
+    """An RE2 pattern (pyarrow.compute) found in every text where check_mojibake finds something to repair or
+    refuse, written precomposed or decomposed; a text without it is left as it is (a superset: the exact check is
+    check_mojibake's)."""
     def sloppy(lo: int, hi: int) -> list[str]:
         return [c for c, b in _SLOPPY.items() if lo <= b <= hi]
 
     lead2, lead3, cont = (_re2_alternatives(sloppy(lo, hi)) for lo, hi in ((0xC2, 0xDF), (0xE0, 0xEF), (0x80, 0xBF)))
-    return rf"[\x00-\x08\x0e-\x1f]|{lead2}{cont}|{lead3}{cont}{cont}"
+    return rf"{lead2}{cont}|{lead3}{cont}{cont}"
 
 
 def _prescan(text: str, data: bytes, used: str) -> tuple[bool, memoryview | None]:
@@ -570,21 +598,249 @@ def check_mojibake(text: str, file: str) -> str:
     """Repair text that is UTF-8 read as cp1252/cp1258/Latin-1 ("Cáº¥p" -> "Cấp") when the whole text
     reads back cleanly; reject it, naming the line, when only part of it does. Clean text is returned as is.
     A hit that legit text can contain ("XÃ”": a capital and a curly quote) never triggers anything alone."""
-    for _ in range(_MAX_LAYERS):
+    return _repair(text, file, 1)[0]
+
+
+def _read_back(text: str) -> str:
+    """One layer of mojibake undone; UnicodeError when the text does not read back."""
+    return _nfc(text.translate(_UNSLOPPY).encode("latin-1").decode("utf-8"))
+
+
+def _mojibake_error(text: str, start: int, end: int, file: str, line: int) -> ExportError:
+    """`text` starts on line `line` of the file; the mojibake is text[start:end]."""
+    at = text.rfind("\n", 0, start) + 1
+    snippet = text[max(at, start - 20):end + 20].split("\n")[0]
+    return ExportError(file, f"mojibake {snippet!r}: UTF-8 text that was read as Windows-1252 and saved "
+                             "again (e.g. 'Cáº¥p' for 'Cấp'); it is mixed with text that cannot be read back, "
+                             "so it cannot be repaired. Re-export the file as UTF-8",
+                       place=f"line {line + text.count(chr(10), 0, start)}")
+
+
+def _repair(text: str, file: str, line: int, hits: list | None = None) -> tuple[str, int]:
+    """check_mojibake of a text starting on line `line`: (the text, layers undone). `hits` gets the error naming
+    the first mojibake of each layer (what check_mojibake would say if the text went on with one that does not
+    read back)."""
+    for layers in range(_MAX_LAYERS):
         hit = _strong_hit(text)
         if hit is None:
-            return text
+            return text, layers
+        error = _mojibake_error(text, hit.start(), hit.end(), file, line)
+        if hits is not None:
+            hits.append(error)
         try:
-            text = _nfc(text.translate(_UNSLOPPY).encode("latin-1").decode("utf-8"))
+            text = _read_back(text)
         except UnicodeError:
-            line = text.count("\n", 0, hit.start()) + 1
-            start = text.rfind("\n", 0, hit.start()) + 1
-            snippet = text[max(start, hit.start() - 20):hit.end() + 20].split("\n")[0]
-            raise ExportError(file, f"mojibake {snippet!r}: UTF-8 text that was read as Windows-1252 and saved "
-                                    "again (e.g. 'Cáº¥p' for 'Cấp'); it is mixed with text that cannot be read back, "
-                                    "so it cannot be repaired. Re-export the file as UTF-8",
-                              place=f"line {line}") from None
-    return text
+            raise error from None
+    return text, _MAX_LAYERS
+
+
+class Repair:
+    """check_mojibake over a text read a part at a time (parts split at line ends), judging the parts as one text.
+
+    The first part holding non-ASCII text decides: clean, or mojibake undone N times. A later part must agree:
+    clean text after clean text; after repaired text, a part that reads back the same N times (ASCII always
+    does). Anything else is the mix check_mojibake refuses. (One difference from the whole text: a part mangled
+    more times than the first repaired part is refused, where the whole text might have been undone further.)"""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.layers: int | None = None  # None: no non-ASCII text yet; 0: clean text seen
+        self._first: list[ExportError] = []  # per layer, the first mojibake of the first repaired part
+
+    @property
+    def repairing(self) -> bool:
+        return bool(self.layers)
+
+    def clean(self) -> None:
+        """A part with non-ASCII text and nothing to repair (checked by the caller, e.g. per cell)."""
+        if self.layers is None:
+            self.layers = 0
+        elif self.layers:
+            raise AssertionError("a part after repaired text must go through part()")
+
+    def part(self, text: str, line: int) -> str:
+        """The NFC text of the next part, which starts on line `line` of the file, as it must be read."""
+        if text.isascii():
+            return text
+        if self.layers is None:
+            text, self.layers = _repair(text, self.file, line, self._first)
+            return text
+        if self.layers == 0:
+            hit = _strong_hit(text)
+            if hit is not None:
+                raise _mojibake_error(text, hit.start(), hit.end(), self.file, line)
+            return text
+        for layer in range(self.layers):
+            try:
+                text = _read_back(text)
+            except UnicodeError:  # the whole text would not read back: named by its first mojibake, as there
+                raise self._first[layer] from None
+        hit = _strong_hit(text)
+        if hit is not None:
+            raise _mojibake_error(text, hit.start(), hit.end(), self.file, line)
+        return text
+
+
+# --- decoding a part at a time --------------------------------------------------------------------
+
+_VISCII_C0_SEQ = tuple(bytes([b]) for b in _VISCII_C0)
+
+
+def _line_end(text: bytes | str) -> int:
+    """Where the text's last line ends (0: no line end); a CR at the very end may be the half of a CRLF."""
+    lf, cr = ("\n", "\r") if isinstance(text, str) else (b"\n", b"\r")
+    return max(text.rfind(lf), text.rfind(cr, 0, len(text) - 1)) + 1
+
+
+class Transcoder:
+    """An export read a block at a time, turned into UTF-8 a piece at a time: the pieces joined are
+    decode(data, file, encoding, nfc=False) of the whole file, encoded as UTF-8, without holding the whole.
+
+    `read_at(offset, n)` reads the file's bytes. The encoding is found as decode() finds it: from the byte-order
+    mark, the NUL check and (for the binary check) the first SAMPLE_BYTES, and the SAMPLE_BYTES around the first
+    byte over 0x7F, wherever it is (decode() reads the whole file as UTF-8 to find that byte; here ASCII is passed
+    on, being the same text in every supported encoding, until it comes). A file whose sample is UTF-8 is read as
+    UTF-8: a later invalid byte is what decode() reports for it (damaged UTF-8, `invalid_utf8`). A file named or
+    found to be in another encoding is decoded strictly, every block, with the place of a bad byte in the file.
+
+    UTF-8 files are passed on as they are (`passthrough`): the caller must check them (Arrow does, converting
+    text) and report a bad byte with `invalid_utf8`. Control characters and mojibake are the caller's to check
+    too (Repair), as decode() checks them on the text. The DOS end-of-file mark (0x1A) at the end is dropped."""
+
+    def __init__(self, file: str, encoding: str | None, read_at, size: int):
+        self.file, self._read_at, self.size = file, read_at, size
+        head = read_at(0, SAMPLE_BYTES)
+        self._head = head
+        bom = next(((b, n) for b, n in _BOMS if head.startswith(b)), None)
+        name = _canonical(encoding, file) if encoding is not None else (bom[1] if bom else None)
+        self._damaged = encoding is None and bom is None  # an invalid byte in detected UTF-8: damaged UTF-8
+        self.start = 0  # bytes of byte-order mark
+        if name in ("utf-8", "utf-8-sig"):
+            if bom and bom[1] != "utf-8-sig":
+                raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+            self.mode, self.used, self.start = "utf-8", "utf-8-sig" if bom else "utf-8", 3 if bom else 0
+        elif name in ("utf-16-le", "utf-16-be"):
+            if bom and bom[1] != name:
+                raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+            self.mode = self.used = name
+            self.start = 2 if bom else 0
+        elif name is not None:
+            if bom:
+                raise ExportError(file, f"starts with a {bom[1]} byte-order mark but the contract says {name}")
+            self.mode = self.used = name
+        else:
+            if b"\x00" in head:
+                at = head.index(0)
+                raise ExportError(file, "contains NUL bytes: binary data, or UTF-16 without a byte-order mark "
+                                        "(name the encoding in the contract, format.encoding)",
+                                  place=f"line {_line_of(head, at)}, byte offset {at}")
+            self.mode, self.used = None, "utf-8"  # None: ASCII so far
+
+    @property
+    def passthrough(self) -> bool:
+        """The pieces are the file's own bytes (after the byte-order mark): UTF-8 not yet checked."""
+        return self.mode in ("utf-8", None)
+
+    def line_of(self, offset: int) -> int:
+        """The line (as decode() counts: line feeds + 1) of a byte offset of the file."""
+        utf16 = self.mode in ("utf-16-le", "utf-16-be")
+        count, at = 0, self.start if utf16 else 0
+        while at < offset:
+            block = self._read_at(at, min(1 << 24, offset - at))
+            if not block:
+                break
+            count += block.decode(self.mode, "replace").count("\n") if utf16 else block.count(b"\n")
+            at += len(block)
+        return count + 1
+
+    def invalid_utf8(self, offset: int) -> ExportError:
+        """The error decode() gives for the first invalid UTF-8 byte of a UTF-8 file, at `offset` of the file."""
+        byte = self._read_at(offset, 1)[0]
+        if self._damaged:
+            return _damaged_utf8(self.file, offset, byte, self.line_of(offset))
+        return ExportError(self.file, f"byte 0x{byte:02X} is not valid UTF-8; the file is not in UTF-8",
+                           place=f"line {self.line_of(offset)}, byte offset {offset}")
+
+    def pieces(self, block: int) -> Iterator[list[bytes | memoryview]]:
+        """The text as UTF-8, in pieces of about `block` bytes, each ending at a line end (but the last); a piece
+        is a list of buffers to join: in a UTF-8 file, views of what was read rather than copies."""
+        at, carry, tail = self.start, b"", ""  # carry: raw bytes after the last line end; tail: decoded text after it
+        while at < self.size:
+            raw = self._read_at(at, block)
+            if not raw:
+                break
+            begin, at = at - len(carry), at + len(raw)
+            final = at >= self.size
+            if self.mode is None and (not raw.isascii() or any(c in raw for c in _VISCII_C0_SEQ)):
+                self._resolve(at - len(raw))  # the bytes before are ASCII
+            if self.mode in ("utf-8", None):  # the file's own bytes
+                if final:
+                    yield [(carry + raw if carry else raw).rstrip(b"\x1a")]  # the DOS end-of-file mark
+                    return
+                cut = _line_end(raw)
+                if not cut:
+                    carry += raw
+                    continue
+                yield [carry, memoryview(raw)[:cut]] if carry else [memoryview(raw)[:cut]]
+                carry = raw[cut:]
+                continue
+            data = carry + raw if carry else raw
+            if self.mode in ("utf-16-le", "utf-16-be"):
+                cut = len(data) if final else len(data) & ~1
+                if not final and cut >= 2 and 0xD8 <= data[cut - (1 if self.mode == "utf-16-le" else 2)] <= 0xDB:
+                    cut -= 2  # a high surrogate waits for its pair
+                try:
+                    text = tail + data[:cut].decode(self.mode)
+                except UnicodeDecodeError as e:
+                    off = begin + e.start
+                    raise ExportError(self.file, f"not valid {self.mode} ({e.reason})",
+                                      place=f"line {self.line_of(off)}, byte offset {off}") from None
+                carry = data[cut:]
+            else:  # 8-bit: whole lines, so a letter and its mark bytes (VNI, cp1258) stay together
+                cut = len(data) if final else _line_end(data)
+                if not cut and len(data) > max(4 * block, 1 << 26):  # no line end in 64 MB: any space will do
+                    cut = data.rfind(b" ") + 1
+                carry = data[cut:]
+                if not cut:
+                    continue
+                text = tail + _decode_legacy(data[:cut], self.mode, self.file, at=begin, line_of=self.line_of)[0]
+            if final:
+                yield [text.rstrip("\x1a").encode("utf-8")]
+                return
+            cut = _line_end(text)
+            tail = text[cut:]
+            if cut:
+                yield [text[:cut].encode("utf-8")]
+        if at < self.size:
+            raise ExportError(self.file, "the file changed while it was read")
+
+    def _resolve(self, begin: int) -> None:
+        """ASCII so far, and from `begin` a byte over 0x7F or a VISCII letter among the control bytes: find the
+        encoding as decode() does, from the first byte over 0x7F of the file."""
+        first, at = None, begin
+        while at < self.size:
+            block = self._read_at(at, 1 << 24)
+            if not block:
+                break
+            if not block.isascii():
+                i = 0
+                while block[i:i + 65536].isascii():  # (a regex walks ASCII slowly)
+                    i += 65536
+                first = at + _FIRST_HIGH.search(block, i).start()
+                break
+            at += len(block)
+        if first is None:
+            self.mode = "utf-8"  # all ASCII: decode() reads it as UTF-8 (its control bytes are refused later)
+            return
+        start = max(0, first - 1024)
+        sample = self._read_at(start, SAMPLE_BYTES)
+        try:
+            codecs.utf_8_decode(sample, "strict", start + len(sample) >= self.size)
+        except UnicodeDecodeError as e:
+            bad = start + e.start
+            self.mode = self.used = _legacy_name(sample, self._head, self.file, bad, sample[e.start], self.line_of)
+            return
+        self.mode = "utf-8"
 
 
 # --- encoding -------------------------------------------------------------------------------------
