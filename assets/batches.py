@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -28,11 +29,16 @@ def slice_rows() -> int:
 
 
 class Staged:
-    """A step's rows in a Parquet file, read back in slices or by column."""
+    """A step's rows in a Parquet file, read back in slices or by column.
 
-    def __init__(self, path: str | Path):
+    `overlay`: a second file with the same row groups whose columns replace the first's: validation writes only
+    the reasons it changed, not every column again."""
+
+    def __init__(self, path: str | Path, overlay: str | Path | None = None):
         self.path = Path(path)
+        self.overlay = Path(overlay) if overlay else None
         self._meta = pq.ParquetFile(self.path).metadata
+        self._top = pq.ParquetFile(self.overlay).schema_arrow.names if self.overlay else []
 
     @property
     def num_rows(self) -> int:
@@ -40,23 +46,35 @@ class Staged:
 
     @property
     def columns(self) -> list[str]:
-        return list(self._meta.schema.names)
+        return list(dict.fromkeys([*self._meta.schema.names, *self._top]))
 
     def __len__(self) -> int:
         return self.num_rows
 
     def slices(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """Each row group as a frame indexed 0..k-1; a file without rows gives one empty frame (its columns)."""
-        f = pq.ParquetFile(self.path)
-        if f.metadata.num_row_groups == 0:
-            yield f.schema_arrow.empty_table().select(columns or f.schema_arrow.names).to_pandas()
-            return
-        for i in range(f.metadata.num_row_groups):
-            yield f.read_row_group(i, columns=columns).to_pandas()
+        for table in self.tables(columns):
+            yield table.to_pandas()
+
+    def tables(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
+        """Each row group as an Arrow table (cheaper than a frame where pandas is not needed)."""
+        names = columns or self.columns
+        top = [c for c in names if c in self._top]
+        files = [(pq.ParquetFile(self.path), [c for c in names if c not in top])]
+        if top:
+            files.append((pq.ParquetFile(self.overlay), top))
+        groups = self._meta.num_row_groups
+        for i in range(max(groups, 1)):
+            parts = [f.read_row_group(i, columns=cols) if groups else f.schema_arrow.empty_table().select(cols)
+                     for f, cols in files]
+            got = {c: part[c] for part in parts for c in part.column_names}
+            yield pa.table({c: got[c] for c in names})
 
     def read(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole file (or the named columns of it) as one frame."""
-        return pq.read_table(self.path, columns=columns).to_pandas()
+        if not self.overlay:
+            return pq.read_table(self.path, columns=columns).to_pandas()
+        return pa.concat_tables(self.tables(columns)).to_pandas()
 
     def without(self, row_groups: set[int]) -> "Staged":
         """The same file without these row groups (the slices of an export that failed part-way)."""
@@ -85,8 +103,7 @@ class Selection:
         return self.num_rows
 
     def read(self, columns: list[str] | None = None) -> pd.DataFrame:
-        columns = self.columns if columns is None else columns
-        return read(self.rows, columns).take(self.positions).reset_index(drop=True)
+        return take(self.rows, self.positions, self.columns if columns is None else columns)
 
 
 class Writer:
@@ -110,7 +127,10 @@ class Writer:
     def write_arrow(self, table: pa.Table) -> None:
         if self._writer is None:
             self._schema = _nullable(table.schema, self._types)
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="zstd")
+            # A staging file is read back once, then dropped: speed over size (lz4, no dictionaries, no statistics:
+            # ~30% faster to write than the defaults on 1M dossier rows)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="lz4", use_dictionary=False,
+                                            write_statistics=False)
         elif table.schema != self._schema:
             table = _conform(table, self._schema)
         self._writer.write_table(table.cast(self._schema), row_group_size=max(1, table.num_rows))
@@ -154,11 +174,24 @@ def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def write(path: str | Path, frames: Iterable[pd.DataFrame]) -> Staged:
+def write(path: str | Path, pieces: Iterable[pd.DataFrame | pa.Table]) -> Staged:
     with Writer(path) as w:
-        for frame in frames:
-            w.write(frame)
+        for piece in pieces:
+            w.write(piece) if isinstance(piece, pd.DataFrame) else w.write_arrow(piece)
         return w.close()
+
+
+def take(rows: pd.DataFrame | Staged, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """The rows at these positions (ascending), indexed 0..k-1; of a Staged file only they become pandas."""
+    if isinstance(rows, pd.DataFrame):
+        return rows[columns].take(positions).reset_index(drop=True)
+    parts, at = [], 0
+    for table in rows.tables(columns):
+        lo, hi = np.searchsorted(positions, [at, at + table.num_rows])
+        if hi > lo:
+            parts.append(table.take(pa.array(positions[lo:hi] - at)))
+        at += table.num_rows
+    return (pa.concat_tables(parts) if parts else next(rows.tables(columns)).slice(0, 0)).to_pandas()
 
 
 def slices(rows: pd.DataFrame | Staged, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:

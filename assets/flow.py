@@ -10,6 +10,7 @@ read only the columns they need, so they stay exact.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,7 +143,7 @@ def validate(contract: Contract, cleaned: pd.DataFrame | Staged, docs_dir: str |
     Rows failing a row-level error expectation join the quarantine with `<expectation>:<column>[,<column>]`;
     batch-level error failures (table expectations, `mostly` ratios, expectations that raised) and a rejected
     share above the contract's limit fail the blocking check. Warn-level failures are only recorded.
-    A Staged batch is read by column for the checks and written slice by slice, with its reasons, to `out`.
+    A Staged batch is read by column for the checks; its final reasons are written to `out`, an overlay of it.
     """
     from quality.gx import validate as gx_validate
 
@@ -169,7 +170,7 @@ def validate(contract: Contract, cleaned: pd.DataFrame | Staged, docs_dir: str |
         frame = cleaned.copy(deep=False)  # only REASONS is replaced (copy-on-write keeps `cleaned` intact)
         frame[REASONS] = reasons.series(frame.index)
     else:
-        frame = batches.write(out, _with_reasons(cleaned, reasons))
+        frame = Staged(cleaned.path, overlay=batches.write(out, _reasons(cleaned, reasons)).path)
     share = rejected / n if n else 0.0
     if share > contract.quality.max_rejected_share:
         problems.append(f"{share:.1%} of rows rejected, above the contract's limit of "
@@ -177,36 +178,48 @@ def validate(contract: Contract, cleaned: pd.DataFrame | Staged, docs_dir: str |
     return Validation(frame, outcome.results, not problems, problems, outcome.docs_path, alive, rejected)
 
 
-def _with_reasons(staged: Staged, reasons: Reasons):
+def _reasons(staged: Staged, reasons: Reasons):
+    """The final reasons, one table per row group of `staged`: its overlay."""
     at = 0
-    for piece in staged.slices():
-        codes = reasons.codes[at:at + len(piece)]
-        piece[REASONS] = pd.Series(np.where(codes == "", None, codes), index=piece.index, dtype=object)
-        at += len(piece)
-        yield piece
+    for table in staged.tables([REASONS]):
+        codes = reasons.codes[at:at + table.num_rows]
+        yield pa.table({REASONS: pa.array(np.where(codes == "", None, codes), type=table.schema.field(REASONS).type)})
+        at += table.num_rows
 
 
 def _duplicates(contract: Contract, rows: pd.DataFrame | Staged, reasons: Reasons) -> None:
-    """Repeated primary keys across the whole batch (`assets.clean.flag_duplicates`), reading the key columns
-    whole and the other columns only of the rows whose key repeats."""
-    key = contract.primary_key
-    if not key or not len(rows):
+    """Repeated primary keys across the whole batch (`assets.clean.flag_duplicates` on the rows whose key
+    repeats, read alone)."""
+    if not contract.primary_key or not len(rows):
         return
-    keys = batches.read(rows, key)
-    repeated = np.flatnonzero((keys.duplicated(keep=False) & keys.notna().all(axis=1)).to_numpy())
+    repeated = _repeated(contract.primary_key, rows)
     if not len(repeated):
         return
-    columns, parts, at = list(contract.columns), [], 0
-    for piece in batches.slices(rows, columns):
-        mine = repeated[(repeated >= at) & (repeated < at + len(piece))]
-        parts.append(piece.iloc[mine - at])
-        at += len(piece)
     found = Reasons(len(repeated))
-    flag_duplicates(contract, pd.concat(parts, ignore_index=True), found)
+    flag_duplicates(contract, batches.take(rows, repeated, list(contract.columns)), found)
     for code in set(found.codes) - {""}:
         mask = np.zeros(len(rows), dtype=bool)
         mask[repeated[found.codes == code]] = True
         reasons.add(mask, code)
+
+
+def _repeated(key: list[str], rows: pd.DataFrame | Staged) -> np.ndarray:
+    """Positions (ascending) of the rows whose complete key appears more than once. A Staged batch is grouped
+    by DuckDB over its file, spilling to disk past a fixed memory limit: exact for any size of export."""
+    if isinstance(rows, pd.DataFrame):
+        keys = rows[key]
+        return np.flatnonzero((keys.duplicated(keep=False) & keys.notna().all(axis=1)).to_numpy())
+    import duckdb
+
+    cols = ", ".join(f'"{k}"' for k in key)  # contract names are validated identifiers
+    spill = rows.path.parent / f".{rows.path.name}.duckdb"
+    with duckdb.connect(config={"memory_limit": "256MB", "temp_directory": str(spill)}) as db:
+        found = db.execute(
+            f"SELECT file_row_number AS pos FROM read_parquet(?, file_row_number = true) "
+            f"WHERE {' AND '.join(f'{c} IS NOT NULL' for c in cols.split(', '))} "
+            f"QUALIFY count(*) OVER (PARTITION BY {cols}) > 1 ORDER BY pos", [str(rows.path)]).fetchnumpy()["pos"]
+    shutil.rmtree(spill, ignore_errors=True)
+    return np.asarray(found, dtype=np.int64)
 
 
 def _args(kwargs: dict) -> str:
@@ -231,5 +244,6 @@ def curated_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     """
     keep = list(contract.columns) + ([contract.partitioning.key] if contract.partitioning else [])
     # columns first, then rows: filtering the whole frame would also copy every _src_ original
-    good = frame.loc[frame[REASONS].isna().to_numpy(), keep + [ROW_COLUMN, FILE_COLUMN]]
+    accepted, columns = frame[REASONS].isna().to_numpy(), keep + [ROW_COLUMN, FILE_COLUMN]
+    good = frame[columns] if accepted.all() else frame.loc[accepted, columns]
     return privacy.protect(contract, good.reset_index(drop=True))

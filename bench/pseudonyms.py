@@ -30,18 +30,19 @@ KEY = bytes(range(40))
 
 def baseline(rev: str):
     """(pseudonym, privacy) modules as they were at rev."""
-    folder = Path(tempfile.mkdtemp(prefix="kho-bench-pseudonyms-"))
     modules = []
-    for name, path in (("baseline_pseudonym", "quality/pseudonym.py"), ("baseline_privacy", "assets/privacy.py")):
-        text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
-                              text=True).stdout
-        text = text.replace("from quality.pseudonym import", "from baseline_pseudonym import")
-        (folder / f"{name}.py").write_text(text, encoding="utf-8")
-        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        modules.append(module)
+    with tempfile.TemporaryDirectory(prefix="kho-bench-pseudonyms-") as folder:
+        for name, path in (("baseline_pseudonym", "quality/pseudonym.py"), ("baseline_privacy", "assets/privacy.py")):
+            text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=ROOT, check=True, capture_output=True,
+                                  text=True).stdout
+            file = Path(folder) / f"{name}.py"
+            file.write_text(text.replace("from quality.pseudonym import", "from baseline_pseudonym import"),
+                            encoding="utf-8")
+            spec = importlib.util.spec_from_file_location(name, file)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            spec.loader.exec_module(module)
+            modules.append(module)
     return modules
 
 

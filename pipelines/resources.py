@@ -87,17 +87,38 @@ class StagingIOManager(ConfigurableIOManager):
     def handle_output(self, context: OutputContext, obj: pd.DataFrame | Staged) -> None:
         path = self._path(context)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(obj, Staged):  # written by the step: moved into place; an input handed on as it is: copied
-            if obj.path.parent == Path(self.data_dir, "staging", WORK):
-                os.replace(obj.path, path)
-            else:
-                shutil.copyfile(obj.path, path)
+        overlay = _overlay(path)
+        if isinstance(obj, Staged):
+            self._place(obj.path, path)
+            if obj.overlay:
+                self._place(obj.overlay, overlay)
+                return
+        else:
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            obj.to_parquet(tmp, index=False, compression="zstd")
+            tmp.replace(path)
+        overlay.unlink(missing_ok=True)
+
+    def _place(self, source: Path, target: Path) -> None:
+        """A file the step wrote is moved into place; an input handed on (the cleaned rows under validation's
+        reasons) is linked, or copied: files here are replaced, never changed, so a link stays what it was."""
+        if source.parent == Path(self.data_dir, "staging", WORK):
+            os.replace(source, target)
             return
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        obj.to_parquet(tmp, index=False, compression="zstd")
-        tmp.replace(path)
+        tmp = target.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+        tmp.replace(target)
 
     def load_input(self, context: InputContext) -> pd.DataFrame | Staged:
+        path = self._path(context)
         if context.dagster_type.typing_type is Staged:
-            return Staged(self._path(context))
-        return pd.read_parquet(self._path(context))
+            overlay = _overlay(path)
+            return Staged(path, overlay if overlay.exists() else None)
+        return pd.read_parquet(path)
+
+
+def _overlay(path: Path) -> Path:
+    return path.with_name(path.stem + ".overlay.parquet")

@@ -11,6 +11,9 @@ masking ("079******123"): a CCCD's first six digits are birth province, century+
 CCCD still discloses them and, with a ward, often singles a person out; masked values also collide, so they cannot
 serve as a join key. The key comes only from KHO_PSEUDONYM_KEY; there is no default key, because a key in code is
 a key anyone can read.
+
+The HMAC is a plain Python loop over pre-keyed hashlib SHA-256 states, once per distinct value: hashlib uses the
+CPU's SHA instructions, and DuckDB's SHA-256 was measured slower per value, so there is no SQL/vectorised hashing.
 """
 
 from __future__ import annotations
@@ -19,10 +22,7 @@ import datetime as dt
 import hashlib
 import os
 import re
-import threading
-import time
 import unicodedata
-from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import numpy as np
@@ -118,8 +118,6 @@ def _distinct_text(values: pd.Series) -> pa.Array | None:
 
 _IPAD, _OPAD = bytes(x ^ 0x36 for x in range(256)), bytes(x ^ 0x5C for x in range(256))
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)  # byte -> its 2 hex chars
-_CHUNK = 1 << 16  # distinct values per work item of _pseudonyms
-_HMAC_SQL = f"SELECT '{PREFIX}' || left(sha256($outer || unhex(sha256($inner || m))), {HEX_CHARS}) FROM messages"
 
 
 def _hmac_blocks(key: bytes) -> tuple[bytes, bytes]:
@@ -131,94 +129,12 @@ def _hmac_blocks(key: bytes) -> tuple[bytes, bytes]:
 def _pseudonyms(messages: pa.Array, key: bytes) -> pa.Array:
     """PREFIX + HEX_CHARS hex chars of HMAC-SHA256(key, m) for each message (a null-free large_binary array).
 
-    hashlib's SHA-256 runs on the CPU's SHA instructions, and the loop around it costs ~1 us a value; DuckDB's
-    sha256 is vectorised but in software and without pre-keyed states (4 compressions a value instead of 2):
-    ~1.7 us a value, so DuckDB alone gains nothing on two cores. What pays is both at once: DuckDB releases the
-    GIL, so its workers (one single-threaded connection each, one per spare core) take chunks from the front
-    while this thread takes them from the back, and neither waits for a fixed split that the machine's load
-    would make wrong. A worker that finds its core taken by other work stops after its chunk (it would only
-    slow this thread down), and this thread never waits for one: it redoes the chunks still in their hands.
-    Both paths are checked against hmac.new (tests/test_fastcheck_clean.py, tests/test_pseudonym.py).
+    HMAC from pre-keyed SHA-256 states (2 compressions a value instead of 4), then hex and prefix for all rows in
+    numpy. There is no SQL or vectorised hashing: hashlib's SHA-256 runs on the CPU's SHA instructions (~1 us a
+    value with this loop), and DuckDB's sha256, vectorised but in software, was measured slower per value
+    (~1.7 us). Checked against hmac.new (tests/test_fastcheck_clean.py, tests/test_pseudonym.py).
     """
     inner, outer = _hmac_blocks(key)
-    starts = range(0, len(messages), _CHUNK)
-    workers = _duckdb_workers(len(starts) - 1)
-    if not workers:
-        return _python_pseudonyms(messages, inner, outer)
-    import duckdb
-
-    done: list[pa.Array | None] = [None] * len(starts)
-    lock, untaken = threading.Lock(), [0, len(starts)]  # chunks [front, back) are still to do
-    stopping = threading.Event()
-
-    def take(front: bool) -> int | None:
-        with lock:
-            if untaken[0] >= untaken[1]:
-                return None
-            if front:
-                untaken[0] += 1
-                return untaken[0] - 1
-            untaken[1] -= 1
-            return untaken[1]
-
-    def duckdb_worker(con: Any) -> None:
-        while not stopping.is_set() and (i := take(front=True)) is not None:
-            wall, cpu = time.perf_counter(), time.thread_time()
-            try:
-                con.register("messages", pa.table({"m": messages.slice(starts[i], _CHUNK)}))
-                got = con.sql(_HMAC_SQL, params={"inner": inner, "outer": outer}).to_arrow_table().column(0)
-            except duckdb.InterruptException:
-                return  # this thread's loop did the chunk itself
-            done[i] = got.combine_chunks().cast(pa.large_string())  # or the same value again, if it did
-            # Under half a core for that chunk: other work has the core, and as DuckDB's SHA-256 costs more
-            # CPU than hashlib's, the remaining chunks are cheaper in the Python loop alone.
-            if time.thread_time() - cpu < 0.5 * (time.perf_counter() - wall):
-                return
-
-    connections = [duckdb.connect(":memory:", config={"threads": 1}) for _ in range(workers)]  # one per thread
-    try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="kho-pseudonym") as pool:
-            futures = [pool.submit(duckdb_worker, con) for con in connections]
-            try:
-                while (i := take(front=False)) is not None:
-                    done[i] = _python_pseudonyms(messages.slice(starts[i], _CHUNK), inner, outer)
-                # Nothing left to take: redo the chunks the workers still have in hand rather than wait for one
-                # that the machine's load slowed down (at most a chunk each), then stop them.
-                for i in reversed(range(len(done))):
-                    if done[i] is None:
-                        done[i] = _python_pseudonyms(messages.slice(starts[i], _CHUNK), inner, outer)
-            finally:
-                stopping.set()
-                while not all(f.done() for f in futures):  # an interrupt that comes before a query starts is lost
-                    for con in connections:
-                        con.interrupt()
-                    wait(futures, timeout=0.01)
-            for f in futures:
-                f.result()
-    finally:
-        for con in connections:
-            con.close()
-    return pa.concat_arrays(done)
-
-
-def _duckdb_workers(spare_chunks: int) -> int:
-    """DuckDB threads worth starting: one per other core, none for a single chunk or without duckdb."""
-    if spare_chunks < 1 or _spare_cores() < 1:
-        return 0
-    try:
-        import duckdb  # noqa: F401  (a pinned dependency, imported only when used)
-    except ImportError:
-        return 0
-    return min(_spare_cores(), spare_chunks)
-
-
-def _spare_cores() -> int:
-    """Cores this process may use besides the one running it."""
-    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)) - 1
-
-
-def _python_pseudonyms(messages: pa.Array, inner: bytes, outer: bytes) -> pa.Array:
-    """HMAC from pre-keyed SHA-256 states (2 compressions a value), then hex and prefix for all rows in numpy."""
     inner_copy, outer_copy = hashlib.sha256(inner).copy, hashlib.sha256(outer).copy
     digests = []
     for message in messages.to_pylist():

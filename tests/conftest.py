@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import os
 import uuid
 from pathlib import Path
@@ -108,3 +110,23 @@ def query(data_dir: Path, sql: str):
             return pd.DataFrame(conn.execute(sa.text(sql)).mappings().all())
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def chunked_reads(monkeypatch, chunk: int):
+    """The CSV reader with CHUNK_BYTES = `chunk`; yields the list it fills with each chunk's record count, so a
+    test can show the file really was read a chunk at a time."""
+    from assets.extract import csv as csv_reader
+
+    chunks: list[int] = []
+    tables = csv_reader._Reader.tables
+
+    def counted(self):
+        for table in tables(self):
+            chunks.append(table.num_rows)
+            yield table
+
+    with monkeypatch.context() as m:
+        m.setattr(csv_reader, "CHUNK_BYTES", chunk)
+        m.setattr(csv_reader._Reader, "tables", counted)
+        yield chunks

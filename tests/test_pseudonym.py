@@ -2,7 +2,6 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-import time
 import unicodedata
 
 import numpy as np
@@ -132,38 +131,22 @@ def _plain(out: pd.Series) -> list:
 
 @pytest.mark.parametrize("key", [b"k" * 32, bytes(range(64)), bytes(range(65)), LONG_KEY],
                          ids=["32 bytes", "64 bytes", "65 bytes", "long text"])
-@pytest.mark.parametrize("path", ["python", "duckdb", "distinct"])
-def test_every_hmac_path_is_hmac_sha256(monkeypatch, key, path):
-    """The Python loop; DuckDB workers sharing the chunks with it; all-distinct columns hashed without dedup."""
+@pytest.mark.parametrize("path", ["dedup", "distinct"])
+def test_every_hmac_path_is_hmac_sha256(key, path):
+    """Distinct values hashed once then taken back to the rows; all-distinct columns hashed without dedup."""
     assert len(LONG_KEY) > 64
     rng = np.random.default_rng(7)
     values = ODD * 3 + [f"{v:012d}" for v in rng.integers(0, 10**12, 66_000 if path == "distinct" else 300)]
     values = pd.Series(values, dtype=object).sample(frac=1, random_state=1)
-    python_chunks = []
-    if path == "duckdb":
-        monkeypatch.setattr(pseudonym, "_CHUNK", 7)  # ~45 chunks, taken from both ends
-        monkeypatch.setattr(pseudonym, "_spare_cores", lambda: 2)
-        python = pseudonym._python_pseudonyms
-
-        def slow_python(*args):  # so that the DuckDB workers surely get chunks
-            python_chunks.append(1)
-            time.sleep(0.005)
-            return python(*args)
-
-        monkeypatch.setattr(pseudonym, "_python_pseudonyms", slow_python)
     want = _reference(values, key)
     for column in (values, values.astype("str")):
         assert (pseudonym._distinct_text(column) is not None) == (path == "distinct")
         out = pseudonymise(column, key)
         assert out.dtype == "str" and out.index.equals(column.index) and out.name == column.name
         assert _plain(out) == want
-    if path == "duckdb":  # both sides did some of the chunks of distinct values, in each of the two calls
-        assert 0 < len(python_chunks) < 2 * -(-values.nunique() // 7)
 
 
-def test_dates_and_numbers_across_chunks(monkeypatch):
-    monkeypatch.setattr(pseudonym, "_CHUNK", 2)
-    monkeypatch.setattr(pseudonym, "_spare_cores", lambda: 1)
+def test_dates_and_numbers():
     values = pd.Series([dt.date(2026, 10, 1), None, dt.datetime(2020, 1, 2, 3, 4), dt.date(1990, 1, 2)] * 2,
                        dtype=object)
     assert _plain(pseudonymise(values, LONG_KEY)) == _reference(values, LONG_KEY)
@@ -236,15 +219,3 @@ def test_text_columns_fold_each_distinct_value_once_with_the_same_result():
         assert got.dtype == want.dtype == "str" and got.index.equals(column.index) and got.name == column.name
         assert got.equals(want)
     assert got[5] == got[8] and pd.isna(got[7])
-
-
-def test_a_slow_duckdb_worker_is_not_waited_for(monkeypatch):
-    """The Python loop redoes what a worker still holds when nothing is left to take, and interrupts it."""
-    slow = pseudonym._HMAC_SQL + " WHERE (SELECT count(*) FROM range(1000000000000)) > 0"  # minutes of counting
-    monkeypatch.setattr(pseudonym, "_HMAC_SQL", slow)
-    monkeypatch.setattr(pseudonym, "_CHUNK", 50)
-    monkeypatch.setattr(pseudonym, "_spare_cores", lambda: 1)
-    values = pd.Series([f"{v:012d}" for v in range(200)] + ODD, dtype=object)
-    start = time.perf_counter()
-    assert _plain(pseudonymise(values, KEY)) == _reference(values, KEY)
-    assert time.perf_counter() - start < 30
