@@ -68,20 +68,24 @@ def period_from_name(contract: Contract, file_name: str) -> str | None:
     return _key(p.grain, int(g["year"]), int(g["month"]), int(g.get("day") or 1))
 
 
-def period_from_rows(contract: Contract, data: bytes, file_name: str) -> str | None:
-    """The period most rows fall in; None when the file cannot be read or has no dated row."""
+def period_from_rows(contract: Contract, source: bytes | Path, file_name: str) -> str | None:
+    """The period most rows fall in; None when the file cannot be read or has no dated row. Read a slice at a
+    time: a city-wide export bigger than memory is dated like any other."""
+    from assets.batches import slice_rows
     from assets.clean import clean_column
-    from assets.extract import extract
+    from assets.extract import extract_slices
 
     p = contract.partitioning
+    counts: Counter = Counter()
     try:
-        frame = extract(contract, data, file_name).frame
+        pieces, _ = extract_slices(contract, source, file_name, slice_rows())
+        for frame in pieces:
+            if p.column in frame and len(frame):
+                values, _ = clean_column(p.column, contract.columns[p.column], frame[p.column],
+                                         contract.format.number_style)
+                counts.update(k for k in period_keys(contract, values) if k)
     except ExportError:
         return None
-    if p.column not in frame or frame.empty:
-        return None
-    values, _ = clean_column(p.column, contract.columns[p.column], frame[p.column], contract.format.number_style)
-    counts = Counter(k for k in period_keys(contract, values) if k)
     return counts.most_common(1)[0][0] if counts else None
 
 
@@ -103,7 +107,7 @@ def file_period(contract: Contract, path: Path, file_name: str, received_at: dat
     if cached and cached.exists():
         found = cached.read_text().strip() or None
     else:
-        found = period_from_rows(contract, Path(path).read_bytes(), file_name)
+        found = period_from_rows(contract, Path(path), file_name)
         if cached:
             cached.parent.mkdir(parents=True, exist_ok=True)
             cached.write_text(found or "")

@@ -72,7 +72,8 @@ def check_file(path: Path, contract: Contract) -> SelfCheck:
     from assets import flow
     from assets.extract.base import ROW_COLUMN
 
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with open(path, "rb") as f:
+        sha = hashlib.file_digest(f, "sha256").hexdigest()
     extracted, reports = flow.extract_files(contract, [{"archive_path": str(path), "file_name": path.name,
                                                         "sha256": sha}])
     cleaned = flow.clean_batch(contract, extracted)
