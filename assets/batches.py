@@ -82,10 +82,12 @@ class Staged:
             return self
         f = pq.ParquetFile(self.path)
         with Writer(self.path) as w:
-            kept = [i for i in range(f.metadata.num_row_groups) if i not in row_groups]
-            for i in kept:
-                w.write_arrow(f.read_row_group(i))
-            return w.close(empty=f.schema_arrow.empty_table().to_pandas()) if not kept else w.close()
+            for i in range(f.metadata.num_row_groups):
+                if i not in row_groups:
+                    w.write_arrow(f.read_row_group(i))
+            if not w.row_groups:  # every slice dropped: the file keeps its columns and their types
+                w.write_arrow(f.schema_arrow.empty_table())
+            return w.close()
 
 
 class Selection:
