@@ -62,7 +62,7 @@ def _first_lines(rows: list[str]) -> list[int]:
 def _reference(data: bytes, lines: list[int]) -> list[dict]:
     """decode() of the whole file, one Arrow read of that text, NFC per cell, contract names: the records in file
     order (`lines`: where each record starts)."""
-    text, _ = encoding.decode(data, "x.csv", None, nfc=False)
+    text, _ = encoding.decode(data, "x.csv", None)
     width = len(HEADER.split(","))
     rejected = []
 
@@ -137,7 +137,7 @@ def test_a_control_character_in_a_late_chunk_fails_as_decode_does(monkeypatch):
     rows = _rows(N)
     rows[15_000] = "HS1,bad\x07name,x"
     data = _file(rows)
-    whole = _error_of(lambda: encoding.decode(data, "x.csv", None, nfc=False))
+    whole = _error_of(lambda: encoding.decode(data, "x.csv", None))
     got = _error_of(lambda: _read_in_chunks(data, 4096, monkeypatch))
     line = _first_lines(rows)[15_000]
     assert str(got) == str(whole)
@@ -174,7 +174,7 @@ def test_mojibake_read_in_chunks_is_repaired_or_refused_as_decode_does(monkeypat
             assert g == e
         assert got[0]["ten"] == "Nguyễn Văn Hoà" and got[13]["ghi_chu"] == 'ghi chú 13\r\ndòng "hai"'
         return
-    whole = _error_of(lambda: encoding.decode(data, "x.csv", None, nfc=False))
+    whole = _error_of(lambda: encoding.decode(data, "x.csv", None))
     got = _error_of(lambda: _read_in_chunks(data, 4096, monkeypatch))
     assert str(got) == str(whole)
     assert got.file == "x.csv" and got.reason.startswith("mojibake ") and "cannot be repaired" in got.reason

@@ -472,55 +472,32 @@ def _legacy_name(sample: bytes, head: bytes, file: str, bad: int, bad_byte: int,
     return name
 
 
-def decode(data: bytes, file: str, encoding: str | None = None, nfc: bool = True,
-           info: dict | None = None) -> tuple[str, str]:
-    """Bytes of one export -> (NFC text without BOM, encoding used).
+def decode(data: bytes, file: str, encoding: str | None = None) -> tuple[str, str]:
+    """Bytes of one export -> (NFC text without BOM, encoding used): the rules the chunked CSV reader
+    (assets.extract.csv) applies a piece at a time, stated on the whole text (its tests' reference).
 
     `encoding` from the contract is used as named; None detects it: BOM, then strict UTF-8, then the
     8-bit candidate whose reading forms Vietnamese words best. "utf-8" and "utf-8-sig" both accept a
-    file with or without BOM and report which it was. Every failure is an ExportError with the place.
-
-    nfc=False leaves a UTF-8/UTF-16 text in the normalisation form it was written in (legacy 8-bit
-    decodes and repaired mojibake are NFC anyway), for readers that normalise each cell once they have
-    split the text (NFC of a whole 250 MB export takes ~15 s; of its distinct cells, milliseconds).
-    With an `info` dict, info["raw"] is set to the UTF-8 bytes of the returned text when they are the
-    file's own bytes (after any BOM), so a reader can hand those to Arrow instead of encoding the text again."""
+    file with or without BOM and report which it was. Every failure is an ExportError with the place."""
     if encoding is not None:
         text, used = _decode_named(data, file, _canonical(encoding, file))
     else:
         text, used = _detect(data, file)
     if text.endswith("\x1a"):  # DOS end-of-file mark from old tools
         text = text.rstrip("\x1a")
-    suspect, raw = True, None
-    if len(text) >= _PRESCAN_CHARS:  # a regex scan of a big text in Python's re is ~12 ns a character
-        suspect, raw = _prescan(text, data, used)
-    ctrl = _CONTROL.search(text) if suspect else None
+    ctrl = _CONTROL.search(text)
     if ctrl:
         line = text.count("\n", 0, ctrl.start()) + 1
         hint = " (or UTF-16 without a byte-order mark)" if ctrl[0] == "\x00" else ""
         raise ExportError(file, f"control character U+{ord(ctrl[0]):04X}: binary data{hint}, not a text export "
                                 f"read as {used}", place=f"line {line}")
-    if not suspect:
-        if nfc:
-            return _nfc(text), used
-        if info is not None and raw is not None:
-            info["raw"] = raw
-        return text, used
     return check_mojibake(_nfc(text), file), used
-
-
-_PRESCAN_CHARS = 1 << 20
 
 
 def _re2_alternatives(chars) -> str:
     """An RE2 group matching any of `chars`, precomposed or in its canonical decomposition."""
     forms = {f for c in chars for f in (c, unicodedata.normalize("NFD", c))}
     return "(?:" + "|".join("".join(f"\\x{{{ord(x):x}}}" for x in f) for f in sorted(forms, key=len, reverse=True)) + ")"
-
-
-@functools.cache
-def _prescan_patterns() -> str:
-    return rf"[\x00-\x08\x0e-\x1f]|{mojibake_pattern()}"
 
 
 @functools.cache
@@ -533,25 +510,6 @@ def mojibake_pattern() -> str:
 
     lead2, lead3, cont = (_re2_alternatives(sloppy(lo, hi)) for lo, hi in ((0xC2, 0xDF), (0xE0, 0xEF), (0x80, 0xBF)))
     return rf"{lead2}{cont}|{lead3}{cont}{cont}"
-
-
-def _prescan(text: str, data: bytes, used: str) -> tuple[bool, memoryview | None]:
-    """(may hold a control character or mojibake, the file's bytes when they are the text's UTF-8), by one RE2
-    pass over the UTF-8 bytes. False is certain; True sends the text to the exact Python checks. Mojibake is
-    looked for in precomposed and decomposed spelling, so the answer holds for the NFC text too."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
-    except ImportError:  # pragma: no cover
-        return True, None
-    raw = None
-    if used in ("utf-8", "utf-8-sig") and not data.endswith(b"\x1a"):
-        raw = memoryview(data)[3:] if used == "utf-8-sig" else memoryview(data)
-        offsets = pa.py_buffer((0).to_bytes(8, "little") + len(raw).to_bytes(8, "little"))
-        array = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(raw))
-    else:
-        array = pa.array([text], type=pa.large_string())
-    return bool(pc.match_substring_regex(array, _prescan_patterns())[0].as_py()), raw
 
 
 # --- mojibake -------------------------------------------------------------------------------------
@@ -694,7 +652,7 @@ def _line_end(text: bytes | str) -> int:
 
 class Transcoder:
     """An export read a block at a time, turned into UTF-8 a piece at a time: the pieces joined are
-    decode(data, file, encoding, nfc=False) of the whole file, encoded as UTF-8, without holding the whole.
+    decode(data, file, encoding) of the whole file, encoded as UTF-8, without holding the whole.
 
     `read_at(offset, n)` reads the file's bytes. The encoding is found as decode() finds it: from the byte-order
     mark, the NUL check and (for the binary check) the first SAMPLE_BYTES, and the SAMPLE_BYTES around the first
