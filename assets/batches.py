@@ -12,16 +12,20 @@ original text beside the typed values).
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import uuid
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DEFAULT_SLICE_ROWS = 200_000
+T = TypeVar("T")
 
 
 def slice_rows() -> int:
@@ -57,18 +61,44 @@ class Staged:
             yield table.to_pandas()
 
     def tables(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """Each row group as an Arrow table (cheaper than a frame where pandas is not needed)."""
+        """Each row group as an Arrow table (cheaper than a frame where pandas is not needed); the next one is
+        read (outside the GIL) while the caller works on this one."""
+        return ahead(self._tables(columns))
+
+    def _tables(self, columns: list[str] | None) -> Iterator[pa.Table]:
         names = columns or self.columns
+        files = self._files(names)
+        for i in range(max(self._meta.num_row_groups, 1)):
+            yield self._group(files, names, i)
+
+    def present(self, column: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Each row group's rows whose `column` is present, as a frame; the other columns are read only for the
+        row groups holding such rows (the quarantine of a clean export reads its reasons and nothing else). No
+        such row at all gives one empty frame (its columns)."""
+        names = columns or self.columns
+        files, marks, found = self._files(names), self._files([column]), False
+        for i in range(self._meta.num_row_groups):
+            if self._group(marks, [column], i)[column].null_count == self._meta.row_group(i).num_rows:
+                continue
+            table = self._group(files, names, i)
+            found = True
+            yield table.filter(table[column].is_valid()).to_pandas()
+        if not found:
+            yield self._group(files, names, 0).slice(0, 0).to_pandas()
+
+    def _files(self, names: list[str]) -> list[tuple[pq.ParquetFile, list[str]]]:
+        """The files (the main one, the overlay) holding these columns, and which of them each holds."""
         top = [c for c in names if c in self._top]
         files = [(pq.ParquetFile(self.path), [c for c in names if c not in top])]
-        if top:
-            files.append((pq.ParquetFile(self.overlay), top))
-        groups = self._meta.num_row_groups
-        for i in range(max(groups, 1)):
-            parts = [f.read_row_group(i, columns=cols) if groups else f.schema_arrow.empty_table().select(cols)
-                     for f, cols in files]
-            got = {c: part[c] for part in parts for c in part.column_names}
-            yield pa.table({c: got[c] for c in names})
+        return files + [(pq.ParquetFile(self.overlay), top)] if top else files
+
+    def _group(self, files: list[tuple[pq.ParquetFile, list[str]]], names: list[str], i: int) -> pa.Table:
+        """Row group i of the columns `names` (no columns' rows when the file has no row group)."""
+        empty = not self._meta.num_row_groups
+        parts = [f.schema_arrow.empty_table().select(cols) if empty else f.read_row_group(i, columns=cols)
+                 for f, cols in files]
+        got = {c: part[c] for part in parts for c in part.column_names}
+        return pa.table({c: got[c] for c in names})
 
     def read(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole file (or the named columns of it) as one frame."""
@@ -204,8 +234,78 @@ def slices(rows: pd.DataFrame | Staged, columns: list[str] | None = None) -> Ite
         yield from rows.slices(columns)
 
 
+def present(rows: pd.DataFrame | Staged, column: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """The rows whose `column` is present: a frame's as one slice, a Staged file's as `Staged.present` reads them."""
+    if isinstance(rows, pd.DataFrame):
+        yield (rows if columns is None else rows[columns])[rows[column].notna().to_numpy()]
+    else:
+        yield from rows.present(column, columns)
+
+
+def drop_rows(table: pa.Table, drop: pa.ChunkedArray | pa.Array) -> pa.Table:
+    """The table without the rows marked True in `drop`. A few rows (rejected rows usually are) are cut out
+    around as zero-copy slices; a filter would copy every column (~0.4 s per 1M dossier rows)."""
+    at = np.flatnonzero(drop.to_numpy(zero_copy_only=False))
+    if not len(at):
+        return table
+    if len(at) > 64:
+        return table.filter(pc.invert(drop))
+    starts, ends = np.r_[0, at + 1], np.r_[at, table.num_rows]
+    return pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, ends)])
+
+
 def read(rows: pd.DataFrame | Staged | Selection, columns: list[str] | None = None) -> pd.DataFrame:
     """The whole of a frame or a Staged file (or a Selection of one), or only the named columns."""
     if isinstance(rows, pd.DataFrame):
         return rows if columns is None else rows[columns]
     return rows.read(columns)
+
+
+def ahead(items: Iterable[T], depth: int = 1) -> Iterator[T]:
+    """The items of `items`, computed in a thread of their own up to `depth` items ahead of the caller.
+
+    For two stages of one pass that each spend most of their time outside the GIL or in another process (Arrow,
+    Parquet, an ADBC ingest, the database server): on two cores the next slice is made while this one is
+    consumed. An error in `items` is raised here, at the item it stopped at; when the caller stops early (or
+    fails), the thread stops after the item it is making.
+    """
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(entry: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as e:  # noqa: BLE001  (raised again in the caller's thread)
+            put((_END, e))
+        finally:  # a generator stopped early is closed here, in its own thread (its files, its inner threads)
+            if hasattr(items, "close"):
+                items.close()
+
+    thread = threading.Thread(target=run, name="kho ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+_END = object()

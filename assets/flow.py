@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -100,9 +101,9 @@ def clean_files(contract: Contract, files: list[dict], out: str | Path, failures
             first = w.row_groups
             try:
                 pieces, report = extract_slices(contract, f["archive_path"], f["file_name"], batches.slice_rows())
-                for piece in pieces:
-                    cleaned = clean_batch(contract, piece.assign(**{FILE_COLUMN: f["sha256"]}))
-                    if mark is not None:
+                # three stages at once: the next slice is read while this one is cleaned and the last one written
+                for cleaned in batches.ahead(_cleaned(contract, batches.ahead(pieces), f["sha256"])):
+                    if mark is not None:  # here, in the step's thread: it may log to Dagster
                         mark(cleaned)
                     w.write(cleaned)
             except ExportError as e:
@@ -114,6 +115,11 @@ def clean_files(contract: Contract, files: list[dict], out: str | Path, failures
             reports[f["sha256"]] = report
         staged = w.close(empty=None if w.row_groups else clean_batch(contract, _empty(contract)))
     return staged.without(dropped), reports
+
+
+def _cleaned(contract: Contract, pieces: Iterator[pd.DataFrame], sha256: str) -> Iterator[pd.DataFrame]:
+    for piece in pieces:
+        yield clean_batch(contract, piece.assign(**{FILE_COLUMN: sha256}))
 
 
 def clean_batch(contract: Contract, extracted: pd.DataFrame) -> pd.DataFrame:

@@ -21,6 +21,26 @@ from assets.warehouse import Warehouse
 WORK = "_work"  # under staging/: the files steps are writing
 
 
+def sweep(folder: Path, instance) -> int:
+    """Remove the work files of runs this Dagster instance knows to be finished; returns how many went.
+
+    They hold personal data as departments sent it, so they do not outlive their run. A file whose run the
+    instance does not know (another instance sharing the data folder) is left alone: it may still be written."""
+    removed = 0
+    if not folder.is_dir():
+        return removed
+    finished: dict[str, bool] = {}
+    for path in folder.iterdir():
+        run_id = path.name.lstrip(".")[:36]  # <run id>-<asset>..., or a Writer's .<name>.<hex>.tmp
+        if run_id not in finished:
+            run = instance.get_run_by_id(run_id) if len(run_id) == 36 else None
+            finished[run_id] = run is not None and run.is_finished
+        if finished[run_id]:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def default_data_dir() -> str:
     return os.environ.get("KHO_DATA_DIR", str(Path.cwd() / "data"))
 
@@ -58,9 +78,11 @@ class KhoResource(ConfigurableResource):
         return self.root / "data_docs"
 
     def work_file(self, context) -> Path:
-        """Where a step writes its rows during a run; the staging IO manager then moves the file into place."""
-        name = f"{context.run.run_id}-{context.asset_key.to_python_identifier()}.parquet"
-        return self.root / "staging" / WORK / name
+        """Where a step writes its rows during a run; the staging IO manager then moves the file into place.
+        What steps of finished runs left there (a step that failed after writing) is removed first."""
+        folder = self.root / "staging" / WORK
+        sweep(folder, context.instance)
+        return folder / f"{context.run.run_id}-{context.asset_key.to_python_identifier()}.parquet"
 
     @cached_property
     def warehouse(self) -> Warehouse:

@@ -16,6 +16,7 @@ import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -166,11 +167,10 @@ def test_slices_on_every_warehouse_path(wh, tmp_path, mode):
 class Broken(Staged):
     """A Staged file whose third slice cannot be read."""
 
-    def slices(self, columns=None):
-        for i, piece in enumerate(super().slices(columns)):
-            if i == 2:
-                raise OSError("simulated read error in the third slice")
-            yield piece
+    def _group(self, files, names, i):  # every read of a row group goes through here
+        if i == 2:
+            raise OSError("simulated read error in the third slice")
+        return super()._group(files, names, i)
 
 
 def _state(wh, c, lake: Path) -> tuple:
@@ -212,11 +212,12 @@ def test_a_slice_with_a_period_the_batch_did_not_name_is_refused(tmp_path):
     load(wh, str(tmp_path / "lake"), c, "first.csv", FIRST, "L1")
     before = _state(wh, c, tmp_path / "lake")
 
-    class Moving(Staged):  # the narrow read sees October and November; the slices bring December too
-        def slices(self, columns=None):
-            for piece in super().slices(columns):
-                if "ky" in piece:
-                    piece = piece.assign(ky=piece["ky"].where(piece["ky"] != "2026-11", "2026-12"))
+    class Moving(Staged):  # the read of the periods (ky and the reasons) sees October and November; the
+        def tables(self, columns=None):  # load's wider slices bring December too
+            for piece in super().tables(columns):
+                if "ky" in piece.column_names and len(piece.column_names) > 2:
+                    moved = pc.if_else(pc.equal(piece["ky"], "2026-11"), "2026-12", piece["ky"])
+                    piece = piece.set_column(piece.column_names.index("ky"), "ky", moved)
                 yield piece
 
     frame = _frame(c, "second.csv", SECOND)

@@ -98,3 +98,114 @@ def test_validation_of_a_staged_batch_equals_the_frame(tmp_path, monkeypatch, sl
     got = piecewise.frame.read()
     assert got["_kho_reasons"].fillna("").tolist() == whole.frame["_kho_reasons"].fillna("").tolist()
     assert got["ma_ho_so"].tolist() == whole.frame["ma_ho_so"].tolist()
+
+
+# batches.ahead: the next slice is made in a thread of its own while this one is consumed
+
+
+def test_ahead_gives_every_item_in_order_made_in_another_thread():
+    import threading
+
+    made_in = []
+
+    def items():
+        for i in range(50):
+            made_in.append(threading.current_thread().name)
+            yield i
+
+    assert list(batches.ahead(items())) == list(range(50))
+    assert set(made_in) == {"kho ahead"}
+
+
+def test_ahead_raises_the_producers_error_at_the_item_it_stopped_at():
+    def items():
+        yield from range(3)
+        raise flow.ExportError("x.csv", "broken quote", "row 7")
+
+    got = []
+    with pytest.raises(flow.ExportError, match="x.csv at row 7: broken quote"):
+        for item in batches.ahead(items()):
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_ahead_stops_the_producer_when_the_caller_stops_early():
+    import threading
+    import time
+
+    made = []
+
+    def items():
+        for i in range(1000):
+            made.append(i)
+            yield i
+
+    before = threading.active_count()
+    with pytest.raises(RuntimeError, match="ingest failed"):
+        for item in batches.ahead(items(), depth=1):
+            if item == 2:
+                raise RuntimeError("ingest failed")
+    time.sleep(0.3)
+    assert threading.active_count() == before  # the producer's thread is gone
+    assert len(made) <= 5  # it ran at most a slot and the item in hand ahead of the caller
+
+
+def test_present_reads_only_the_row_groups_holding_rejected_rows(tmp_path):
+    frame = pd.DataFrame({"ma": [f"HS{i:03d}" for i in range(90)], "_kho_reasons": None})
+    frame["_kho_reasons"] = frame["_kho_reasons"].astype(object)
+    frame.loc[[5, 70, 71], "_kho_reasons"] = ["duplicate_key", "invalid_date", "invalid_date"]
+    staged = batches.write(tmp_path / "v.parquet", [frame[i:i + 30] for i in range(0, 90, 30)])
+    read = []
+
+    class Counting(batches.Staged):
+        def _group(self, files, names, i):
+            read.append((i, tuple(names)))
+            return super()._group(files, names, i)
+
+    got = list(Counting(staged.path).present("_kho_reasons"))
+    assert [list(g["ma"]) for g in got] == [["HS005"], ["HS070", "HS071"]]
+    full = ("ma", "_kho_reasons")
+    assert [i for i, names in read if names == full] == [0, 2]  # the middle slice: its reasons only
+
+    clean = batches.write(tmp_path / "c.parquet", [frame.assign(_kho_reasons=None)[i:i + 30] for i in (0, 30)])
+    (empty,) = batches.present(clean, "_kho_reasons", ["ma", "_kho_reasons"])
+    assert list(empty.columns) == ["ma", "_kho_reasons"] and len(empty) == 0
+
+
+def test_work_files_of_a_failed_run_are_swept_by_the_next_run(tmp_path, monkeypatch):
+    """A step that fails after writing its rows leaves its work file (personal data as sent); the next step of
+    any later run removes the files of runs the instance knows are finished."""
+    from dagster import DagsterInstance
+
+    from assets.factory import build_assets
+    from pipelines.runs import materialize_landing
+    from tests.conftest import resources
+
+    monkeypatch.setenv("KHO_DATA_DIR", str(tmp_path))
+    work = tmp_path / "staging" / "_work"
+    instance = DagsterInstance.ephemeral()
+    landing = tmp_path / LANDING
+    landing.mkdir(parents=True)
+    (landing / "ho_so_2026_10.csv").write_bytes(b'"Ma ho so","Ngay tiep nhan"\r\n"HS1,"01/10/2026\r\n')  # cut quote
+    first = materialize_landing(build_assets(DOSSIERS), resources(tmp_path), [DOSSIERS], instance)
+    assert not first.success
+    failed_run = first.results[0].run_id
+    left = [p.name for p in work.iterdir()]
+    assert left and all(name.startswith(failed_run) for name in left)
+
+    write_dossiers(landing / "ho_so_2026_10.csv", rows=ROWS)  # the department sends it again, whole
+    second = materialize_landing(build_assets(DOSSIERS), resources(tmp_path), [DOSSIERS], instance)
+    assert second.success
+    assert not any(p.name.startswith(failed_run) for p in work.iterdir())
+
+
+@pytest.mark.parametrize("dropped", [[], [0], [5, 6, 99], list(range(0, 100, 3))])
+def test_drop_rows_equals_a_filter(dropped):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({"ma": [f"HS{i:03d}" for i in range(100)], "phi": list(range(100))})
+    drop = pa.array([i in dropped for i in range(100)])
+    got = batches.drop_rows(table, drop)
+    assert got.equals(table.filter(pc.invert(drop)))
+    assert got.num_rows == 100 - len(dropped)
