@@ -21,24 +21,19 @@ from assets.warehouse import Warehouse
 WORK = "_work"  # under staging/: the files steps are writing
 
 
-def sweep(folder: Path, instance) -> int:
-    """Remove the work files of runs this Dagster instance knows to be finished; returns how many went.
+def sweep(folder: Path, instance) -> None:
+    """Remove the work files of runs this Dagster instance knows to be finished.
 
     They hold personal data as departments sent it, so they do not outlive their run. A file whose run the
     instance does not know (another instance sharing the data folder) is left alone: it may still be written."""
-    removed = 0
-    if not folder.is_dir():
-        return removed
     finished: dict[str, bool] = {}
-    for path in folder.iterdir():
+    for path in folder.iterdir() if folder.is_dir() else ():
         run_id = path.name.lstrip(".")[:36]  # <run id>-<asset>..., or a Writer's .<name>.<hex>.tmp
         if run_id not in finished:
             run = instance.get_run_by_id(run_id) if len(run_id) == 36 else None
             finished[run_id] = run is not None and run.is_finished
         if finished[run_id]:
             path.unlink(missing_ok=True)
-            removed += 1
-    return removed
 
 
 def default_data_dir() -> str:
