@@ -43,6 +43,7 @@ from assets.session import Session, hold_for_test, session
 from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 
 SNAPSHOT_MODES = ("merge", "scd2")  # the lake copy is the whole table after the load
+PIECE_ROWS = 50_000  # the load's pieces: SQL starts sooner, and fewer rows wait in memory between the stages
 log = logging.getLogger(__name__)
 
 
@@ -147,10 +148,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
 def _curated(wh: Warehouse, contract: Contract, table: sa.Table, frame: pd.DataFrame | Staged, load_id: str,
              loaded_at: datetime, stager: lake.Stager | None) -> Iterator[pa.Table]:
     """The batch's accepted rows a slice at a time, typed as the table; each also into the lake's files."""
-    original = lambda c: not (c.startswith(ORIGINAL_PREFIX) or c == ORIGINAL)  # noqa: E731  (quarantine only)
-    pieces = [frame] if isinstance(frame, pd.DataFrame) else (  # the rejected rows cut out before pandas
-        batches.drop_rows(t, t[REASONS].is_valid()).to_pandas() for t in frame.tables(_columns(frame, original)))
-    for piece in pieces:
+    for piece in _accepted_pieces(frame):
         rows = with_provenance(curated_rows(contract, piece), load_id, loaded_at)
         if contract.load.mode == "scd2":
             rows["valid_from"] = loaded_at
@@ -158,6 +156,19 @@ def _curated(wh: Warehouse, contract: Contract, table: sa.Table, frame: pd.DataF
         if stager is not None:
             stager.write(data)
         yield data
+
+
+def _accepted_pieces(frame: pd.DataFrame | Staged) -> Iterator[pd.DataFrame]:
+    """A Staged file's accepted rows in pieces of PIECE_ROWS, the rejected ones cut out in Arrow, before pandas;
+    a frame whole (curated_rows drops its rejected rows)."""
+    if isinstance(frame, pd.DataFrame):
+        yield frame
+        return
+    original = lambda c: not (c.startswith(ORIGINAL_PREFIX) or c == ORIGINAL)  # noqa: E731  (quarantine only)
+    for table in frame.tables(_columns(frame, original)):
+        table = batches.drop_rows(table, table[REASONS].is_valid())
+        for at in range(0, max(table.num_rows, 1), PIECE_ROWS):
+            yield table.slice(at, PIECE_ROWS).to_pandas()
 
 
 def _held(slices: Iterator[pa.Table]) -> Iterator[pa.Table]:
