@@ -72,69 +72,31 @@ class Staged:
             yield self._group(files, names, i)
 
     def present(self, column: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """Each row group's rows whose `column` is present, as a frame; only those rows of the other columns are
-        read (the quarantine of a clean export reads its reasons and nothing else). No such row at all gives
-        one empty frame (its columns)."""
+        """Each row group's rows whose `column` is present, as a frame; the other columns are read only for the
+        row groups holding such rows (the quarantine of a clean export reads its reasons and nothing else). No
+        such row at all gives one empty frame (its columns)."""
         names = columns or self.columns
-        files, marks, found, start = self._files(names), self._files([column]), False, 0
+        files, marks, found = self._files(names), self._files([column]), False
         for i in range(self._meta.num_row_groups):
-            rows = np.flatnonzero(self._group(marks, [column], i)[column].is_valid().to_numpy(zero_copy_only=False))
-            if len(rows):
-                found = True
-                yield self._at(files, names, i, start, rows).to_pandas()
-            start += self._meta.row_group(i).num_rows
+            if self._group(marks, [column], i)[column].null_count == self._meta.row_group(i).num_rows:
+                continue
+            table = self._group(files, names, i)
+            found = True
+            yield table.filter(table[column].is_valid()).to_pandas()
         if not found:
             yield self._group(files, names, 0).slice(0, 0).to_pandas()
 
-    def take(self, positions: np.ndarray, columns: list[str]) -> pa.Table:
-        """The rows at these positions (ascending) of the columns `columns`."""
-        files, parts, start = self._files(columns), [], 0
-        for i in range(self._meta.num_row_groups):
-            n = self._meta.row_group(i).num_rows
-            lo, hi = np.searchsorted(positions, [start, start + n])
-            if hi > lo:
-                parts.append(self._at(files, columns, i, start, positions[lo:hi] - start))
-            start += n
-        return pa.concat_tables(parts) if parts else self._group(files, columns, 0).slice(0, 0)
-
-    def _at(self, files: list[tuple[pq.ParquetFile, Path, list[str]]], names: list[str], i: int, start: int,
-            rows: np.ndarray) -> pa.Table:
-        """Rows `rows` (ascending, counted within row group i, which begins at row `start`) of the columns
-        `names`. When many of the group's rows are wanted it is read whole and the others cut out; a few are
-        fetched by DuckDB, which decodes no other row (the quarantine's 18 rows of original text out of 1M:
-        ~0.05 s, against ~0.3 s to read every row of those columns)."""
-        n = self._meta.row_group(i).num_rows
-        if len(rows) * 100 > n:
-            drop = np.ones(n, dtype=bool)
-            drop[rows] = False
-            return drop_rows(self._group(files, names, i), pa.array(drop))
-        import duckdb
-
-        got: dict[str, pa.ChunkedArray] = {}
-        wanted = ", ".join(map(str, (rows + start).tolist()))
-        with duckdb.connect() as db:
-            for f, path, cols in files:
-                if not cols:
-                    continue
-                quoted = ", ".join(f'"{c}"' for c in cols)  # kho's and the contract's names: identifiers
-                table = db.execute(  # the range lets DuckDB skip the other row groups
-                    f"SELECT {quoted} FROM read_parquet(?, file_row_number = true) WHERE file_row_number "
-                    f"BETWEEN {start} AND {start + n - 1} AND file_row_number IN ({wanted}) "
-                    f"ORDER BY file_row_number", [str(path)]).to_arrow_table()
-                got.update((c, table[c].cast(f.schema_arrow.field(c).type)) for c in cols)
-        return pa.table({c: got[c] for c in names})
-
-    def _files(self, names: list[str]) -> list[tuple[pq.ParquetFile, Path, list[str]]]:
+    def _files(self, names: list[str]) -> list[tuple[pq.ParquetFile, list[str]]]:
         """The files (the main one, the overlay) holding these columns, and which of them each holds."""
         top = [c for c in names if c in self._top]
-        files = [(pq.ParquetFile(self.path), self.path, [c for c in names if c not in top])]
-        return files + [(pq.ParquetFile(self.overlay), self.overlay, top)] if top else files
+        files = [(pq.ParquetFile(self.path), [c for c in names if c not in top])]
+        return files + [(pq.ParquetFile(self.overlay), top)] if top else files
 
-    def _group(self, files: list[tuple[pq.ParquetFile, Path, list[str]]], names: list[str], i: int) -> pa.Table:
+    def _group(self, files: list[tuple[pq.ParquetFile, list[str]]], names: list[str], i: int) -> pa.Table:
         """Row group i of the columns `names` (no columns' rows when the file has no row group)."""
         empty = not self._meta.num_row_groups
         parts = [f.schema_arrow.empty_table().select(cols) if empty else f.read_row_group(i, columns=cols)
-                 for f, _, cols in files]
+                 for f, cols in files]
         got = {c: part[c] for part in parts for c in part.column_names}
         return pa.table({c: got[c] for c in names})
 
@@ -255,7 +217,13 @@ def take(rows: pd.DataFrame | Staged, positions: np.ndarray, columns: list[str])
     """The rows at these positions (ascending), indexed 0..k-1; of a Staged file only they become pandas."""
     if isinstance(rows, pd.DataFrame):
         return rows[columns].take(positions).reset_index(drop=True)
-    return rows.take(positions, columns).to_pandas()
+    parts, at = [], 0
+    for table in rows.tables(columns):
+        lo, hi = np.searchsorted(positions, [at, at + table.num_rows])
+        if hi > lo:
+            parts.append(table.take(pa.array(positions[lo:hi] - at)))
+        at += table.num_rows
+    return (pa.concat_tables(parts) if parts else next(rows.tables(columns)).slice(0, 0)).to_pandas()
 
 
 def slices(rows: pd.DataFrame | Staged, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
