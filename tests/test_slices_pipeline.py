@@ -209,3 +209,26 @@ def test_drop_rows_equals_a_filter(dropped):
     got = batches.drop_rows(table, drop)
     assert got.equals(table.filter(pc.invert(drop)))
     assert got.num_rows == 100 - len(dropped)
+
+
+def test_rows_are_taken_exactly_from_the_file_and_its_overlay(tmp_path):
+    """take and present give exactly the frame's rows, few or many, with the overlay's columns in place of the
+    file's."""
+    import numpy as np
+
+    frame = pd.DataFrame({"ma": [f"HS{i:04d}" for i in range(1000)], "phi": range(1000)})
+    frame["_kho_reasons"] = pd.Series([None] * 1000, dtype=object)
+    reasons = frame[["_kho_reasons"]].copy()
+    reasons.loc[[5, 700], "_kho_reasons"] = ["duplicate_key", "invalid_date"]
+    base = batches.write(tmp_path / "clean.parquet", [frame[:500], frame[500:]])
+    over = batches.write(tmp_path / "validated.parquet", [reasons[:500], reasons[500:]])
+    staged = batches.Staged(base.path, over.path)
+
+    got = list(staged.present("_kho_reasons"))
+    assert [g.to_dict("records") for g in got] == [[{"ma": "HS0005", "phi": 5, "_kho_reasons": "duplicate_key"}],
+                                                   [{"ma": "HS0700", "phi": 700, "_kho_reasons": "invalid_date"}]]
+    for positions in ([3, 499, 500, 999], list(range(0, 1000, 2)), []):
+        taken = batches.take(staged, np.array(positions, dtype=np.int64), ["ma", "phi", "_kho_reasons"])
+        assert taken["ma"].tolist() == [f"HS{i:04d}" for i in positions]
+        assert taken["phi"].tolist() == positions
+        assert taken["_kho_reasons"].fillna("").tolist() == reasons["_kho_reasons"].take(positions).fillna("").tolist()
