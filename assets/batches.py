@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 DEFAULT_SLICE_ROWS = 200_000
+FEW_ROWS = 50_000  # Staged.present fetches up to this many rows at once (a quarantine is usually a few hundred)
 T = TypeVar("T")
 
 
@@ -72,19 +73,49 @@ class Staged:
             yield self._group(files, names, i)
 
     def present(self, column: str, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
-        """Each row group's rows whose `column` is present, as a frame; the other columns are read only for the
-        row groups holding such rows (the quarantine of a clean export reads its reasons and nothing else). No
-        such row at all gives one empty frame (its columns)."""
+        """Each row group's rows whose `column` is present, as a frame; the other columns are read only for those
+        rows (the quarantine of a clean export reads its reasons and nothing else). No such row at all gives one
+        empty frame (its columns)."""
         names = columns or self.columns
-        files, marks, found = self._files(names), self._files([column]), False
-        for i in range(self._meta.num_row_groups):
-            if self._group(marks, [column], i)[column].null_count == self._meta.row_group(i).num_rows:
-                continue
-            table = self._group(files, names, i)
-            found = True
-            yield table.filter(table[column].is_valid()).to_pandas()
-        if not found:
+        files, marks = self._files(names), self._files([column])
+        at = [np.flatnonzero(self._group(marks, [column], i)[column].is_valid().to_numpy(zero_copy_only=False))
+              for i in range(self._meta.num_row_groups)]
+        total = sum(len(rows) for rows in at)
+        if not total:
             yield self._group(files, names, 0).slice(0, 0).to_pandas()
+        elif total <= FEW_ROWS:
+            starts = np.cumsum([0] + [self._meta.row_group(i).num_rows for i in range(len(at))])
+            fetched = self._fetch(names, np.concatenate([rows + start for rows, start in zip(at, starts)]))
+            done = 0
+            for rows in filter(len, at):
+                yield fetched.slice(done, len(rows)).to_pandas()
+                done += len(rows)
+        else:
+            for i, rows in enumerate(at):
+                if len(rows):
+                    table = self._group(files, names, i, threads=True)
+                    yield table.filter(table[column].is_valid()).to_pandas()
+
+    def _fetch(self, names: list[str], positions: np.ndarray) -> pa.Table:
+        """The rows at `positions` (ascending) of the columns `names`, fetched by DuckDB in one query per file: it
+        decodes no other row (the quarantine's 18 rows of a 1M-row export in ~0.1 s, against ~0.5 s to read
+        every row of their 45 columns)."""
+        import duckdb
+
+        top = [c for c in names if c in self._top]
+        got: dict[str, pa.ChunkedArray] = {}
+        with duckdb.connect() as db:
+            db.execute("CREATE TEMP TABLE wanted AS SELECT unnest(?::BIGINT[]) AS pos", [positions.tolist()])
+            for path, cols in ((self.path, [c for c in names if c not in top]), (self.overlay, top)):
+                if not cols:
+                    continue
+                quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
+                table = db.sql(f"SELECT {quoted} FROM read_parquet(?, file_row_number = true) WHERE file_row_number "
+                               f"IN (SELECT pos FROM wanted) ORDER BY file_row_number",
+                               params=[str(path)]).to_arrow_table()
+                schema = pq.read_schema(path)  # as pyarrow reads the file
+                got.update((c, table[c].cast(schema.field(c).type)) for c in cols)
+        return pa.table({c: got[c] for c in names})
 
     def _files(self, names: list[str]) -> list[tuple[pq.ParquetFile, list[str]]]:
         """The files (the main one, the overlay) holding these columns, and which of them each holds."""
@@ -92,11 +123,13 @@ class Staged:
         files = [(pq.ParquetFile(self.path), [c for c in names if c not in top])]
         return files + [(pq.ParquetFile(self.overlay), top)] if top else files
 
-    def _group(self, files: list[tuple[pq.ParquetFile, list[str]]], names: list[str], i: int) -> pa.Table:
-        """Row group i of the columns `names` (no columns' rows when the file has no row group)."""
+    def _group(self, files: list[tuple[pq.ParquetFile, list[str]]], names: list[str], i: int,
+               threads: bool = False) -> pa.Table:
+        """Row group i of the columns `names` (no columns' rows when the file has no row group). In one thread
+        unless told: a reader ahead of its caller has a thread of its own, and Arrow's pool only adds overhead."""
         empty = not self._meta.num_row_groups
-        parts = [f.schema_arrow.empty_table().select(cols) if empty else f.read_row_group(i, columns=cols)
-                 for f, cols in files]
+        parts = [f.schema_arrow.empty_table().select(cols) if empty
+                 else f.read_row_group(i, columns=cols, use_threads=threads) for f, cols in files]
         got = {c: part[c] for part in parts for c in part.column_names}
         return pa.table({c: got[c] for c in names})
 
@@ -144,8 +177,11 @@ class Writer:
     The first frame fixes the schema; later frames are cast to it (a slice whose column is all missing
     comes out of pandas as another type)."""
 
-    def __init__(self, path: str | Path, types: dict[str, pa.DataType] | None = None):
+    def __init__(self, path: str | Path, types: dict[str, pa.DataType] | None = None, repeated: Iterable[str] = ()):
+        """`repeated`: columns holding one value for many rows (the source file's hash, the period), stored
+        with a dictionary: reading the file's hash back then costs half as much."""
         self.path = Path(path)
+        self._repeated = list(repeated)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
         self._writer: pq.ParquetWriter | None = None
@@ -161,8 +197,8 @@ class Writer:
             self._schema = _nullable(table.schema, self._types)
             # A staging file is read back once, then dropped: speed over size (lz4, no dictionaries, no statistics:
             # ~30% faster to write than the defaults on 1M dossier rows)
-            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="lz4", use_dictionary=False,
-                                            write_statistics=False)
+            self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="lz4", write_statistics=False,
+                                            use_dictionary=[c for c in self._repeated if c in self._schema.names])
         elif table.schema != self._schema:
             table = _conform(table, self._schema)
         self._writer.write_table(table.cast(self._schema), row_group_size=max(1, table.num_rows))

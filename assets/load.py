@@ -110,7 +110,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
     mode = contract.load.mode
     table = wh.curated_table(contract)
     wh.create(wh.load_log, wh.lake_pending)
-    change = wh.prepare(table, contract.load.schema_change, index=_indexes(contract))
+    change = wh.prepare(table, contract.load.schema_change, **_indexes(contract))
     _unique_keys(contract, frame)
     periods = _periods(contract, frame) if mode == "replace_partition" else None
     hashes = [f["sha256"] for f in files]
@@ -294,14 +294,16 @@ def _rows(s: Session, table: sa.Table, contract: Contract, layout: str, hashes: 
     return _scan(s, table, " OR ".join(where))
 
 
-def _indexes(contract: Contract) -> tuple[str | tuple[str, str], ...]:
+def _indexes(contract: Contract) -> dict:
     """What the mode's DELETEs look up (merge and scd2 have their primary key). replace_partition looks rows up
-    by source file only when they have no period: the file index holds those rows only (Warehouse.prepare)."""
+    by period, whose rows arrive together (a block-range index), and by source file only when they have no
+    period: the file index holds those rows only (Warehouse.prepare)."""
     if contract.load.mode == "append":
-        return (FILE_COLUMN,)
+        return {"index": (FILE_COLUMN,)}
     if contract.load.mode == "replace_partition":
-        return (contract.partitioning.key, (FILE_COLUMN, contract.partitioning.key))
-    return ()
+        key = contract.partitioning.key
+        return {"index": ((FILE_COLUMN, key),), "by_range": (key,)}
+    return {}
 
 
 def _accepted(frame: pd.DataFrame | Staged, columns: list[str]) -> pd.DataFrame:

@@ -185,8 +185,20 @@ def run_kho_dagster(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dic
             admin.dispose()
 
 
+def _per_distinct(col, fn):
+    """fn over a column's distinct values, taken back to the rows, when the column repeats (coded values, names,
+    places: NFC once per distinct value); over every value otherwise."""
+    import pyarrow.compute as pc
+
+    coded = pc.dictionary_encode(col).combine_chunks()
+    if len(coded.dictionary) * 2 > len(coded):
+        return fn(col)
+    return pc.take(fn(coded.dictionary), coded.indices)
+
+
 def _limit_clean(table, names: dict[str, str]):
-    """Arrow compute only: trim + NFC text, dd/mm/yyyy dates, `1.234.567` numbers, mapped values, dedupe."""
+    """Arrow compute only: trim + NFC text (once per distinct value where values repeat), dd/mm/yyyy dates,
+    `1.234.567` numbers, mapped values, dedupe."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -206,7 +218,7 @@ def _limit_clean(table, names: dict[str, str]):
             ok = pc.match_substring_regex(digits, r"^[0-9]+$")
             cols[name] = pc.cast(pc.if_else(ok, digits, None), pa.int64())
         else:
-            text = pc.utf8_normalize(pc.utf8_trim_whitespace(col), "NFC")
+            text = _per_distinct(col, lambda v: pc.utf8_normalize(pc.utf8_trim_whitespace(v), "NFC"))
             if spec.values:
                 lookup = {key_text(k): v for k, v in spec.values.items()}
                 keys = pc.unique(text).to_pylist()

@@ -167,10 +167,10 @@ def test_slices_on_every_warehouse_path(wh, tmp_path, mode):
 class Broken(Staged):
     """A Staged file whose third slice cannot be read."""
 
-    def _group(self, files, names, i):  # every read of a row group goes through here
+    def _group(self, files, names, i, **kw):  # every read of a row group goes through here
         if i == 2:
             raise OSError("simulated read error in the third slice")
-        return super()._group(files, names, i)
+        return super()._group(files, names, i, **kw)
 
 
 def _state(wh, c, lake: Path) -> tuple:

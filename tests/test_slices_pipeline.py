@@ -150,22 +150,28 @@ def test_ahead_stops_the_producer_when_the_caller_stops_early():
     assert len(made) <= 5  # it ran at most a slot and the item in hand ahead of the caller
 
 
-def test_present_reads_only_the_row_groups_holding_rejected_rows(tmp_path):
+@pytest.mark.parametrize("few", [True, False])
+def test_present_reads_only_the_row_groups_holding_rejected_rows(tmp_path, monkeypatch, few):
+    """A few rows are fetched alone (DuckDB): no row group is read whole. Many are read with their row group,
+    and only the row groups holding them."""
     frame = pd.DataFrame({"ma": [f"HS{i:03d}" for i in range(90)], "_kho_reasons": None})
     frame["_kho_reasons"] = frame["_kho_reasons"].astype(object)
     frame.loc[[5, 70, 71], "_kho_reasons"] = ["duplicate_key", "invalid_date", "invalid_date"]
     staged = batches.write(tmp_path / "v.parquet", [frame[i:i + 30] for i in range(0, 90, 30)])
+    monkeypatch.setattr(batches, "FEW_ROWS", 3 if few else 2)
     read = []
 
     class Counting(batches.Staged):
-        def _group(self, files, names, i):
+        def _group(self, files, names, i, **kw):
             read.append((i, tuple(names)))
-            return super()._group(files, names, i)
+            return super()._group(files, names, i, **kw)
 
     got = list(Counting(staged.path).present("_kho_reasons"))
     assert [list(g["ma"]) for g in got] == [["HS005"], ["HS070", "HS071"]]
+    assert [list(g["_kho_reasons"]) for g in got] == [["duplicate_key"], ["invalid_date", "invalid_date"]]
     full = ("ma", "_kho_reasons")
-    assert [i for i, names in read if names == full] == [0, 2]  # the middle slice: its reasons only
+    # the middle slice: its reasons only
+    assert [i for i, names in read if names == full] == ([] if few else [0, 2])
 
     clean = batches.write(tmp_path / "c.parquet", [frame.assign(_kho_reasons=None)[i:i + 30] for i in (0, 30)])
     (empty,) = batches.present(clean, "_kho_reasons", ["ma", "_kho_reasons"])
@@ -211,7 +217,7 @@ def test_drop_rows_equals_a_filter(dropped):
     assert got.num_rows == 100 - len(dropped)
 
 
-def test_rows_are_taken_exactly_from_the_file_and_its_overlay(tmp_path):
+def test_rows_are_taken_exactly_from_the_file_and_its_overlay(tmp_path, monkeypatch):
     """take and present give exactly the frame's rows, few or many, with the overlay's columns in place of the
     file's."""
     import numpy as np
@@ -224,9 +230,15 @@ def test_rows_are_taken_exactly_from_the_file_and_its_overlay(tmp_path):
     over = batches.write(tmp_path / "validated.parquet", [reasons[:500], reasons[500:]])
     staged = batches.Staged(base.path, over.path)
 
-    got = list(staged.present("_kho_reasons"))
-    assert [g.to_dict("records") for g in got] == [[{"ma": "HS0005", "phi": 5, "_kho_reasons": "duplicate_key"}],
-                                                   [{"ma": "HS0700", "phi": 700, "_kho_reasons": "invalid_date"}]]
+    types = []
+    for few in (batches.FEW_ROWS, 0):  # fetched alone, or read with their row groups
+        monkeypatch.setattr(batches, "FEW_ROWS", few)
+        got = list(staged.present("_kho_reasons"))
+        assert [g.to_dict("records") for g in got] == [
+            [{"ma": "HS0005", "phi": 5, "_kho_reasons": "duplicate_key"}],
+            [{"ma": "HS0700", "phi": 700, "_kho_reasons": "invalid_date"}]]
+        types.append([g.dtypes.to_dict() for g in got])
+    assert types[0] == types[1]
     for positions in ([3, 499, 500, 999], list(range(0, 1000, 2)), []):
         taken = batches.take(staged, np.array(positions, dtype=np.int64), ["ma", "phi", "_kho_reasons"])
         assert taken["ma"].tolist() == [f"HS{i:04d}" for i in positions]
