@@ -529,12 +529,15 @@ def sqlite_gate(database: str | None) -> _Gate:
 
 
 def sqlite_text(values: pa.Array | pa.ChunkedArray):
-    """Dates and timestamps in the text form SQLAlchemy's SQLite types read back."""
+    """Dates and timestamps in the text form SQLAlchemy's SQLite types read back; each distinct value formatted
+    once (a month of dossiers has a few dozen dates, a load one time stamp: a third of the cost)."""
+    if not (pa.types.is_timestamp(values.type) or pa.types.is_date(values.type)):
+        return values
+    coded = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    distinct = coded.dictionary
     if pa.types.is_timestamp(values.type):  # UTC wall time, "2026-10-01 07:30:00.000000"; strftime is 15x slower
-        return pc.cast(pc.cast(values, pa.timestamp("us")), pa.string())
-    if pa.types.is_date(values.type):
-        return pc.cast(values, pa.string())
-    return values
+        distinct = pc.cast(distinct, pa.timestamp("us"))
+    return pc.take(pc.cast(distinct, pa.string()), coded.indices)
 
 
 def _python_rows(data: pa.Table, sqlite: bool) -> list[tuple]:
