@@ -49,6 +49,11 @@ class Staged:
     def num_rows(self) -> int:
         return self._meta.num_rows
 
+    def note(self, name: str) -> str | None:
+        """What the step that wrote the file noted about its rows (Writer's `notes`)."""
+        value = (self._meta.metadata or {}).get(name.encode())
+        return value.decode() if value is not None else None
+
     @property
     def columns(self) -> list[str]:
         return list(dict.fromkeys([*self._meta.schema.names, *self._top]))
@@ -177,11 +182,14 @@ class Writer:
     The first frame fixes the schema; later frames are cast to it (a slice whose column is all missing
     comes out of pandas as another type)."""
 
-    def __init__(self, path: str | Path, types: dict[str, pa.DataType] | None = None, repeated: Iterable[str] = ()):
+    def __init__(self, path: str | Path, types: dict[str, pa.DataType] | None = None, repeated: Iterable[str] = (),
+                 notes: dict[str, str] | None = None):
         """`repeated`: columns holding one value for many rows (the source file's hash, the period), stored
-        with a dictionary: reading the file's hash back then costs half as much."""
+        with a dictionary: reading the file's hash back then costs half as much. `notes`: what the writer
+        vouches for about the rows, kept in the file (`Staged.note`)."""
         self.path = Path(path)
         self._repeated = list(repeated)
+        self._notes = {k.encode(): v.encode() for k, v in (notes or {}).items()}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
         self._writer: pq.ParquetWriter | None = None
@@ -195,6 +203,7 @@ class Writer:
     def write_arrow(self, table: pa.Table) -> None:
         if self._writer is None:
             self._schema = _nullable(table.schema, self._types)
+            self._schema = self._schema.with_metadata({**(self._schema.metadata or {}), **self._notes})
             # A staging file is read back once, then dropped: speed over size (lz4, no dictionaries, no statistics:
             # ~30% faster to write than the defaults on 1M dossier rows)
             self._writer = pq.ParquetWriter(self._tmp, self._schema, compression="lz4", write_statistics=False,

@@ -10,6 +10,7 @@ read only the columns they need, so they stay exact.
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +31,10 @@ from assets.errors import ExportError
 from assets.extract import extract_slices
 from assets.extract.base import ROW_COLUMN, Extracted
 from assets.extract.csv import ORIGINAL, REASONS
+from quality import pseudonym
 
 FILE_COLUMN = "_kho_file_sha256"
+NORMALISED = "kho.normalised"  # note of a cleaned file: {column: type} of the columns normalize() wrote
 # Parquet types of cleaned columns, for a slice where a column has no value at all (pandas cannot tell then)
 _ARROW = {"date": pa.date32(), "datetime": pa.timestamp("us", tz="UTC"), "integer": pa.int64(),
           "decimal": pa.float64(), "boolean": pa.bool_()}
@@ -97,8 +100,8 @@ def clean_files(contract: Contract, files: list[dict], out: str | Path, failures
     types = {**{ORIGINAL_PREFIX + c: pa.large_string() for c in contract.columns},
              **{n: _ARROW.get(c.type, pa.large_string()) for n, c in contract.columns.items()},
              ROW_COLUMN: pa.int64()}
-    with batches.Writer(out, types, repeated=[FILE_COLUMN, *([contract.partitioning.key] if contract.partitioning
-                                                          else [])]) as w:
+    repeated = [FILE_COLUMN, *([contract.partitioning.key] if contract.partitioning else [])]
+    with batches.Writer(out, types, repeated, notes={NORMALISED: json.dumps(normalised_columns(contract))}) as w:
         for f in files:
             first = w.row_groups
             try:
@@ -255,8 +258,21 @@ def quarantine_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def curated_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
+def normalised_columns(contract: Contract) -> dict[str, str]:
+    """{column: type} of the columns cleaning writes as their type's normalize() gives them (citizen IDs,
+    phones): their accepted values need no second normalisation before pseudonyms."""
+    return {n: c.type for n, c in contract.columns.items() if c.type in pseudonym.NORMALISED_TYPES}
+
+
+def normalised(contract: Contract, rows: pd.DataFrame | Staged) -> set[str]:
+    """The columns of a cleaned file its note vouches for, as the contract still types them; none for a frame."""
+    noted = json.loads(rows.note(NORMALISED) or "{}") if isinstance(rows, Staged) else {}
+    return {n for n, t in noted.items() if n in contract.columns and contract.columns[n].type == t}
+
+
+def curated_rows(contract: Contract, frame: pd.DataFrame, normalised: set[str] = frozenset()) -> pd.DataFrame:
     """Accepted rows as shared tables hold them: personal columns pseudonymised or dropped (`assets.privacy`).
+    `normalised`: columns already as normalize() gives them (the `normalised` of the cleaned file).
 
     Raises quality.pseudonym.MissingKey when they carry personal data and KHO_PSEUDONYM_KEY is unset.
     """
@@ -264,4 +280,4 @@ def curated_rows(contract: Contract, frame: pd.DataFrame) -> pd.DataFrame:
     # columns first, then rows: filtering the whole frame would also copy every _src_ original
     accepted, columns = frame[REASONS].isna().to_numpy(), keep + [ROW_COLUMN, FILE_COLUMN]
     good = frame[columns] if accepted.all() else frame.loc[accepted, columns]
-    return privacy.protect(contract, good.reset_index(drop=True))
+    return privacy.protect(contract, good.reset_index(drop=True), normalised=normalised)

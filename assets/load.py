@@ -38,12 +38,12 @@ from assets.batches import Staged
 from assets.clean import ORIGINAL_PREFIX
 from assets.contract import Contract
 from assets.extract.csv import ORIGINAL, REASONS
-from assets.flow import FILE_COLUMN, curated_rows, quarantine_rows
+from assets.flow import FILE_COLUMN, curated_rows, normalised, quarantine_rows
 from assets.session import Session, hold_for_test, session
 from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 
 SNAPSHOT_MODES = ("merge", "scd2")  # the lake copy is the whole table after the load
-PIECE_ROWS = 50_000  # the load's pieces: SQL starts sooner, and fewer rows wait in memory between the stages
+PIECE_ROWS = 100_000  # the load's pieces: SQL starts sooner than with whole slices; 50,000 cost ~10% more CPU per row
 log = logging.getLogger(__name__)
 
 
@@ -148,8 +148,9 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
 def _curated(wh: Warehouse, contract: Contract, table: sa.Table, frame: pd.DataFrame | Staged, load_id: str,
              loaded_at: datetime, stager: lake.Stager | None) -> Iterator[pa.Table]:
     """The batch's accepted rows a slice at a time, typed as the table; each also into the lake's files."""
+    trusted = normalised(contract, frame)
     for piece in _accepted_pieces(frame):
-        rows = with_provenance(curated_rows(contract, piece), load_id, loaded_at)
+        rows = with_provenance(curated_rows(contract, piece, trusted), load_id, loaded_at)
         if contract.load.mode == "scd2":
             rows["valid_from"] = loaded_at
         data = wh.arrow(table, rows)

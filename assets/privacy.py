@@ -62,8 +62,10 @@ def require_key(contract: Contract) -> bytes:
                          f"without a pseudonymisation key: {e}") from None
 
 
-def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None) -> pd.DataFrame:
+def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None,
+            normalised: set[str] = frozenset()) -> pd.DataFrame:
     """The rows as shared tables may hold them; `key` defaults to KHO_PSEUDONYM_KEY (MissingKey if unset).
+    `normalised`: columns already as their type's normalize() gives them (not normalised again).
 
     A contract with a pseudonymised column always needs the key, whatever the rows hold; one with only a
     tax-code column needs it when a row holds an individual's (12-digit) code.
@@ -78,7 +80,7 @@ def protect(contract: Contract, frame: pd.DataFrame, key: bytes | None = None) -
         return out
     key = key or require_key(contract)
     for name in hashed:
-        out[name] = pseudonymise_column(out[name], contract.columns[name].type, key)
+        out[name] = pseudonymise_column(out[name], contract.columns[name].type, key, name in normalised)
     for name, mask in individuals.items():
         out[name] = _with_pseudonyms(out[name], mask, key)
     return out

@@ -199,6 +199,7 @@ def _per_distinct(col, fn):
 def _limit_clean(table, names: dict[str, str]):
     """Arrow compute only: trim + NFC text (once per distinct value where values repeat), dd/mm/yyyy dates,
     `1.234.567` numbers, mapped values, dedupe."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -227,9 +228,13 @@ def _limit_clean(table, names: dict[str, str]):
                 text = pc.take(pa.array(list(mapped.values()), type=pa.string()), idx)
             cols[name] = text
     out = pa.table(cols)
-    out = out.append_column("_row", pa.array(range(out.num_rows), type=pa.int64()))
-    first = out.group_by("ma_ho_so", use_threads=False).aggregate([("_row", "min")])["_row_min"]
-    return out.take(pc.sort_indices(first)).drop_columns(["_row"])
+    rows = pa.table({"ma_ho_so": out["ma_ho_so"], "_row": pa.array(np.arange(out.num_rows))})
+    first = rows.group_by("ma_ho_so", use_threads=False).aggregate([("_row", "min")])["_row_min"]
+    if len(first) == out.num_rows:
+        return out
+    keep = np.zeros(out.num_rows, dtype=bool)
+    keep[first.to_numpy()] = True
+    return out.filter(keep)  # the first of each key, in file order
 
 
 def run_limit(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:

@@ -172,6 +172,9 @@ def _messages(uniques: Any) -> pa.Array:
     return pc.replace_with_mask(binary, mask, pa.array(canonical, type=pa.large_binary()))
 
 
+NORMALISED_TYPES = ("citizen_id", "phone")  # types whose normalise is their cleaning's normalize()
+
+
 def normalise(values: pd.Series, column_type: str) -> pd.Series:
     """The normalised form to pseudonymise, per contract column type; invalid values become missing.
 
@@ -238,8 +241,12 @@ def _flags(mask: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(mask, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def pseudonymise_column(values: pd.Series, column_type: str, key: bytes) -> pd.Series:
-    """Normalise by contract column type, then pseudonymise: formatting differences never split a person."""
+def pseudonymise_column(values: pd.Series, column_type: str, key: bytes, normalised: bool = False) -> pd.Series:
+    """Normalise by contract column type, then pseudonymise: formatting differences never split a person.
+    `normalised`: the values are already as `normalise` gives them (a cleaned file's citizen IDs and phones:
+    checking that again cost ~0.2 s per 1M values and column)."""
+    if column_type in NORMALISED_TYPES and normalised:
+        return pseudonymise(values.astype("str"), key)
     if column_type != "text":
         return pseudonymise(normalise(values, column_type), key)
     # Names and addresses repeat: fold and hash each distinct value once, then one take back to the rows

@@ -244,3 +244,32 @@ def test_rows_are_taken_exactly_from_the_file_and_its_overlay(tmp_path, monkeypa
         assert taken["ma"].tolist() == [f"HS{i:04d}" for i in positions]
         assert taken["phi"].tolist() == positions
         assert taken["_kho_reasons"].fillna("").tolist() == reasons["_kho_reasons"].take(positions).fillna("").tolist()
+
+
+def test_a_cleaned_files_normalised_columns_are_not_normalised_again(tmp_path, monkeypatch):
+    """Cleaning notes in its file which columns normalize() wrote (citizen IDs, phones). The load pseudonymises
+    them as they are, with the same pseudonyms as normalising again would give; a note the contract no longer
+    agrees with (the column retyped) is ignored, and a frame carries no note."""
+    from quality import pseudonym
+
+    monkeypatch.setenv("KHO_PSEUDONYM_KEY", "k" * 64)
+    csv = tmp_path / "ho_so_2026_10.csv"
+    write_dossiers(csv, rows=ROWS)
+    staged, _ = flow.clean_files(DOSSIERS, [{"archive_path": str(csv), "file_name": csv.name, "sha256": "ab" * 32}],
+                                 tmp_path / "clean.parquet")
+    assert flow.normalised(DOSSIERS, staged) == {"so_cccd", "so_dien_thoai"}
+    phone = DOSSIERS.columns["so_dien_thoai"].model_copy(update={"type": "text"})
+    retyped = DOSSIERS.model_copy(update={"columns": {**DOSSIERS.columns, "so_dien_thoai": phone}})
+    assert flow.normalised(retyped, staged) == {"so_cccd"}
+    cleaned = staged.read()
+    assert flow.normalised(DOSSIERS, cleaned) == set()
+
+    checked = []
+    normalise = pseudonym.normalise
+    monkeypatch.setattr(pseudonym, "normalise", lambda v, t: checked.append(v.name) or normalise(v, t))
+    trusted = flow.curated_rows(DOSSIERS, cleaned, flow.normalised(DOSSIERS, staged))
+    assert "so_cccd" not in checked and "so_dien_thoai" not in checked
+    again = flow.curated_rows(DOSSIERS, cleaned)
+    assert {"so_cccd", "so_dien_thoai"} <= set(checked)
+    pd.testing.assert_frame_equal(trusted, again)
+    assert trusted["so_cccd"].str.startswith("ps_").all()
