@@ -461,9 +461,13 @@ def dossier_csv(rows: int, copies: int = 1) -> tuple[Path, int]:
     return big, read * copies
 
 
-def settle(pg: str) -> None:
-    """A CHECKPOINT before each PostgreSQL path: the previous paths' loads (~0.4 GB of WAL each, with
-    max_wal_size 1 GB) otherwise leave the server flushing their pages during the next path's run."""
+def settle(pg: str | None) -> None:
+    """Before each path, the previous paths' writes are flushed: the kernel's dirty pages (dlt's SQLite file is
+    several GB) and, for PostgreSQL, a CHECKPOINT (~0.4 GB of WAL a load, with max_wal_size 1 GB). Otherwise
+    the next path runs while the disk and the server are still writing them."""
+    os.sync()
+    if not pg:
+        return
     import sqlalchemy as sa
 
     engine = sa.create_engine(pg_urls(pg)["sqlalchemy"], isolation_level="AUTOCOMMIT")
@@ -478,8 +482,7 @@ def spawn(path: str, db: str, csv: Path, runs: int, pg: str | None) -> dict | No
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", path, "--db", db, "--csv", str(csv),
            "--runs", str(runs)] + (["--pg", pg] if pg else [])
     print(f"-- {path} on {db} ...", flush=True)
-    if db == "postgresql":
-        settle(pg)
+    settle(pg if db == "postgresql" else None)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -557,7 +560,7 @@ def report(res: dict, dbs: list[str], rows: int, csv: Path, args, started: str, 
         + (f"; {_pg_version(args.pg)}" if args.pg else "") + ".",
         f"Input: {csv.name}, {rows:,} rows read, {csv.stat().st_size / 1e6:.0f} MB, 18 columns (assets.demo.dossiers). "
         f"Median of {args.runs} round(s); in each round every path runs once, in its own process"
-        + (", each PostgreSQL path after a CHECKPOINT. " if args.pg else ". ") +
+        + ", each after a sync of the disk" + (" and, for PostgreSQL, a CHECKPOINT. " if args.pg else ". ") +
         f"Load average before/after: {load[0]} / {load[1]} (the machine is shared: trust ratios more than seconds).",
         "",
     ]
