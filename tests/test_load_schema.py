@@ -150,6 +150,25 @@ def test_replace_partition_indexes_source_files_only_for_rows_without_a_period(w
     assert rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L2")]
 
 
+def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
+    """32 KiB pages make loads cheaper; a warehouse made before keeps its 4 KiB pages and still loads."""
+    import sqlite3
+
+    from assets.warehouse import SQLITE_PAGE_SIZE, Warehouse
+
+    old = tmp_path / "old.sqlite"
+    with sqlite3.connect(old) as conn:
+        conn.execute("CREATE TABLE earlier (x INTEGER)")
+    for path, pages in ((tmp_path / "new.sqlite", SQLITE_PAGE_SIZE), (old, 4096)):
+        wh = Warehouse(f"sqlite:///{path}")
+        c = contract(dataset_name(), "append")
+        load(wh, str(tmp_path / "lake"), c, "a.csv", OCT, "L1")
+        assert rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L1")]
+        wh.engine.dispose()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone()[0] == pages
+
+
 def test_date_columns_take_date_objects_datetime64_and_arrow_dates_but_never_a_time_of_day(tmp_path):
     import pandas as pd
     import pyarrow as pa
