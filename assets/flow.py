@@ -253,7 +253,7 @@ def normalised_columns(contract: Contract) -> dict[str, str]:
     return {n: c.type for n, c in contract.columns.items() if c.type in pseudonym.NORMALISED_TYPES}
 
 
-def normalised(contract: Contract, rows: pd.DataFrame | Staged) -> set[str]:
+def trusted_columns(contract: Contract, rows: pd.DataFrame | Staged) -> set[str]:
     """The columns of a cleaned file its note vouches for, as the contract still types them; none for a frame."""
     noted = json.loads(rows.note(NORMALISED) or "{}") if isinstance(rows, Staged) else {}
     return {n for n, t in noted.items() if n in contract.columns and contract.columns[n].type == t}
@@ -261,7 +261,7 @@ def normalised(contract: Contract, rows: pd.DataFrame | Staged) -> set[str]:
 
 def curated_rows(contract: Contract, frame: pd.DataFrame, normalised: set[str] = frozenset()) -> pd.DataFrame:
     """Accepted rows as shared tables hold them: personal columns pseudonymised or dropped (`assets.privacy`).
-    `normalised`: columns already as normalize() gives them (the `normalised` of the cleaned file).
+    `normalised`: columns already as normalize() gives them (`trusted_columns` of the cleaned file).
 
     Raises quality.pseudonym.MissingKey when they carry personal data and KHO_PSEUDONYM_KEY is unset.
     """

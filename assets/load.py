@@ -38,7 +38,7 @@ from assets.batches import Staged
 from assets.clean import ORIGINAL_PREFIX
 from assets.contract import Contract
 from assets.extract.csv import ORIGINAL, REASONS
-from assets.flow import FILE_COLUMN, curated_rows, normalised, quarantine_rows
+from assets.flow import FILE_COLUMN, curated_rows, quarantine_rows, trusted_columns
 from assets.session import Session, hold_for_test, session
 from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 
@@ -148,7 +148,7 @@ def load_curated(wh: Warehouse, lake_root: str | Path, contract: Contract, frame
 def _curated(wh: Warehouse, contract: Contract, table: sa.Table, frame: pd.DataFrame | Staged, load_id: str,
              loaded_at: datetime, stager: lake.Stager | None) -> Iterator[pa.Table]:
     """The batch's accepted rows a slice at a time, typed as the table; each also into the lake's files."""
-    trusted = normalised(contract, frame)
+    trusted = trusted_columns(contract, frame)
     for piece in _accepted_pieces(frame):
         rows = with_provenance(curated_rows(contract, piece, trusted), load_id, loaded_at)
         if contract.load.mode == "scd2":

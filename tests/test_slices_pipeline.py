@@ -259,17 +259,17 @@ def test_a_cleaned_files_normalised_columns_are_not_normalised_again(tmp_path, m
     write_dossiers(csv, rows=ROWS)
     staged, _ = flow.clean_files(DOSSIERS, [{"archive_path": str(csv), "file_name": csv.name, "sha256": "ab" * 32}],
                                  tmp_path / "clean.parquet")
-    assert flow.normalised(DOSSIERS, staged) == {"so_cccd", "so_dien_thoai"}
+    assert flow.trusted_columns(DOSSIERS, staged) == {"so_cccd", "so_dien_thoai"}
     phone = DOSSIERS.columns["so_dien_thoai"].model_copy(update={"type": "text"})
     retyped = DOSSIERS.model_copy(update={"columns": {**DOSSIERS.columns, "so_dien_thoai": phone}})
-    assert flow.normalised(retyped, staged) == {"so_cccd"}
+    assert flow.trusted_columns(retyped, staged) == {"so_cccd"}
     cleaned = staged.read()
-    assert flow.normalised(DOSSIERS, cleaned) == set()
+    assert flow.trusted_columns(DOSSIERS, cleaned) == set()
 
     checked = []
     normalise = pseudonym.normalise
     monkeypatch.setattr(pseudonym, "normalise", lambda v, t: checked.append(v.name) or normalise(v, t))
-    trusted = flow.curated_rows(DOSSIERS, cleaned, flow.normalised(DOSSIERS, staged))
+    trusted = flow.curated_rows(DOSSIERS, cleaned, flow.trusted_columns(DOSSIERS, staged))
     assert "so_cccd" not in checked and "so_dien_thoai" not in checked
     again = flow.curated_rows(DOSSIERS, cleaned)
     assert {"so_cccd", "so_dien_thoai"} <= set(checked)
