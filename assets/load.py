@@ -45,6 +45,7 @@ from assets.warehouse import LoadError, SchemaChange, Warehouse, arrow_type, now
 SNAPSHOT_MODES = ("merge", "scd2")  # the lake copy is the whole table after the load
 PIECE_ROWS = 100_000  # the load's pieces: SQL starts sooner than with whole slices; 50,000 cost ~10% more CPU per row
 log = logging.getLogger(__name__)
+_ARROW_DATES = {pa.date32(): pd.ArrowDtype(pa.date32())}
 
 
 @dataclass
@@ -169,7 +170,8 @@ def _accepted_pieces(frame: pd.DataFrame | Staged) -> Iterator[pd.DataFrame]:
     for table in frame.tables(_columns(frame, original)):
         table = batches.drop_rows(table, table[REASONS].is_valid())
         for at in range(0, max(table.num_rows, 1), PIECE_ROWS):
-            yield table.slice(at, PIECE_ROWS).to_pandas()
+            # dates stay Arrow dates: as Python date objects they cost ~0.2 s per 1M rows, there and back
+            yield table.slice(at, PIECE_ROWS).to_pandas(types_mapper=_ARROW_DATES.get)
 
 
 def _held(slices: Iterator[pa.Table]) -> Iterator[pa.Table]:
