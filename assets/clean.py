@@ -151,10 +151,11 @@ def _distinct(text: pd.Series) -> tuple[pd.Series, np.ndarray] | None:
         return (text.iloc[:1].reset_index(drop=True), np.zeros(len(text), dtype=np.intp)) if text.isna().all() else None
     if not (isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow"):
         return None
-    sample = text.iloc[np.linspace(0, len(text) - 1, _SAMPLE).astype(np.int64)].dropna()
-    if not len(sample) or sample.nunique() > len(sample) // 2:
+    arr = vector.text_array(text)
+    sample = arr.take(pa.array(np.linspace(0, len(text) - 1, _SAMPLE).astype(np.int64))).drop_null()
+    if not len(sample) or pc.count_distinct(sample).as_py() > len(sample) // 2:
         return None
-    encoded = pc.dictionary_encode(vector.text_array(text), null_encoding="encode")
+    encoded = pc.dictionary_encode(arr, null_encoding="encode")
     return (pd.Series(pd.array(encoded.dictionary, dtype=text.dtype), name=text.name),
             encoded.indices.to_numpy(zero_copy_only=False))
 

@@ -94,6 +94,8 @@ class Apply:
                 params += self.hashes
             if where:
                 s.execute(f"DELETE FROM {target} WHERE {' OR '.join(where)}", params)
+        if self.mode in ("append", "replace", "replace_partition"):  # rows go straight in: after the deletes,
+            s.defer_indexes(self.table)  # an empty table may get its indexes built after them
 
     def add(self, data: pa.Table) -> None:
         if self.cols is None:
@@ -113,6 +115,7 @@ class Apply:
 
     def finish(self) -> None:
         if self.mode not in ("merge", "scd2"):
+            self.s.build_deferred()
             return
         if self.stg is None:  # no slice at all: an empty snapshot, staged with the table's columns
             self.add(_empty(self.table, self.mode))

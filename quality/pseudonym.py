@@ -12,8 +12,8 @@ CCCD still discloses them and, with a ward, often singles a person out; masked v
 serve as a join key. The key comes only from KHO_PSEUDONYM_KEY; there is no default key, because a key in code is
 a key anyone can read.
 
-The HMAC is a plain Python loop over pre-keyed hashlib SHA-256 states, once per distinct value: hashlib uses the
-CPU's SHA instructions, and DuckDB's SHA-256 was measured slower per value, so there is no SQL/vectorised hashing.
+The HMAC is a plain Python loop over pre-keyed SHA-256 states, once per distinct value: DuckDB's SHA-256 was
+measured slower per value, so there is no SQL/vectorised hashing.
 """
 
 from __future__ import annotations
@@ -116,6 +116,14 @@ def _distinct_text(values: pd.Series) -> pa.Array | None:
     return arr if repeats <= 1 else None
 
 
+try:  # CPython's own SHA-256 (3.11: _sha256, 3.12+: _sha2); see _pseudonyms
+    from _sha256 import sha256 as _sha256
+except ImportError:  # pragma: no cover - other Pythons
+    try:
+        from _sha2 import sha256 as _sha256
+    except ImportError:
+        _sha256 = hashlib.sha256
+
 _IPAD, _OPAD = bytes(x ^ 0x36 for x in range(256)), bytes(x ^ 0x5C for x in range(256))
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), dtype=np.uint16)  # byte -> its 2 hex chars
 
@@ -130,19 +138,22 @@ def _pseudonyms(messages: pa.Array, key: bytes) -> pa.Array:
     """PREFIX + HEX_CHARS hex chars of HMAC-SHA256(key, m) for each message (a null-free large_binary array).
 
     HMAC from pre-keyed SHA-256 states (2 compressions a value instead of 4), then hex and prefix for all rows in
-    numpy. There is no SQL or vectorised hashing: hashlib's SHA-256 runs on the CPU's SHA instructions (~1 us a
-    value with this loop), and DuckDB's sha256, vectorised but in software, was measured slower per value
-    (~1.7 us). Checked against hmac.new (tests/test_fastcheck_clean.py, tests/test_pseudonym.py).
+    numpy. For values this short the loop's cost is making and copying hash objects, not hashing: CPython's own
+    SHA-256 copies a small struct where OpenSSL's (hashlib.sha256) copies an EVP context, and took ~20% less CPU
+    per value here, though OpenSSL's uses the CPU's SHA instructions. DuckDB's sha256, vectorised but in
+    software, was slower per value still (~1.7 us). Checked against hmac.new (tests/test_fastcheck_clean.py,
+    tests/test_pseudonym.py).
     """
     inner, outer = _hmac_blocks(key)
-    inner_copy, outer_copy = hashlib.sha256(inner).copy, hashlib.sha256(outer).copy
-    digests = []
+    inner_copy, outer_copy = _sha256(inner).copy, _sha256(outer).copy
+    digests: list[bytes] = []
+    add = digests.append
     for message in messages.to_pylist():
         h = inner_copy()
         h.update(message)
         o = outer_copy()
         o.update(h.digest())
-        digests.append(o.digest())
+        add(o.digest())
     n = len(digests)
     head = np.frombuffer(b"".join(digests), dtype=np.uint8).reshape(n, 32)[:, : HEX_CHARS // 2]
     width = len(PREFIX) + HEX_CHARS
@@ -163,7 +174,7 @@ def _messages(uniques: Any) -> pa.Array:
         return pa.array([_canonical(v) for v in values], type=pa.large_binary())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    rest = ~vector.mask(arr, r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")
+    rest = ~vector.simple_text(arr, space_runs=True)  # printable ASCII, no space first or last
     binary = arr.cast(pa.large_binary())
     if not rest.any():
         return binary

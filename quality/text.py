@@ -6,6 +6,7 @@ Exports mix NFC/NFD, NBSP and tabs from Excel, and two tone-placement styles
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable
@@ -66,6 +67,7 @@ def clean_text(values: pd.Series) -> pd.Series:
     return pd.Series(map_unique(values, _clean_one), index=values.index, name=values.name, dtype="str")
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a column's words are a few thousand syllables, seen again and again
 def _canonical_tone(word: str) -> str:
     """Move a lowercase NFC syllable's tone mark to its new-style position.
 

@@ -46,13 +46,14 @@ def mask(arr: pa.Array, pattern: str) -> np.ndarray:
                       dtype=bool)
 
 
-def simple_text(arr: pa.Array) -> np.ndarray:
+def simple_text(arr: pa.Array, space_runs: bool = False) -> np.ndarray:
     """mask(arr, _SIMPLE_TEXT), read off the bytes (RE2 takes ~5x longer): not null, not empty, bytes 0x20-0x7e
-    only, no space first, last or next to another space."""
+    only, no space first, last or (unless `space_runs`) next to another space."""
     offsets, data = bulk.byte_view(arr)
     space = data == 0x20
     bad = (data - np.uint8(0x20)) > 0x5e  # uint8 wraps: outside 0x20-0x7e
-    bad[1:] |= space[1:] & space[:-1]  # across a row boundary it is a first or last space: refused below anyway
+    if not space_runs:
+        bad[1:] |= space[1:] & space[:-1]  # across a row boundary it is a first or last space: refused below
     ok = (offsets[1:] > offsets[:-1]) & bulk.valid(arr) & ~bulk.row_any(offsets, bad)
     ok[ok] = ~space[offsets[:-1][ok]] & ~space[offsets[1:][ok] - 1]
     return ok

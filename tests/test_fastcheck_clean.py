@@ -131,6 +131,9 @@ def test_simple_text_equals_the_regex(mostly_clean):
     for arr in (whole, whole.slice(7, 3000), pa.array(values, type=pa.string()), whole.slice(3, 0),
                 pa.array([None, ""], type=pa.large_string())):
         assert (vector.simple_text(arr) == vector.mask(arr, vector._SIMPLE_TEXT)).all()
+        # pseudonyms' plain messages: runs of spaces allowed inside, none first or last
+        assert (vector.simple_text(arr, space_runs=True)
+                == vector.mask(arr, r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$")).all()
 
 
 def test_byte_helpers():

@@ -150,6 +150,40 @@ def test_replace_partition_indexes_source_files_only_for_rows_without_a_period(w
     assert rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L2")]
 
 
+def test_sqlite_builds_an_empty_tables_indexes_after_its_rows_and_a_failed_load_leaves_them(tmp_path, monkeypatch):
+    """Into an empty SQLite table the rows go in first and the plain indexes are built after them, in the same
+    transaction: a load failing between its slices leaves the table as it was, indexes included; a finished
+    load leaves the indexes kho declares, and a unique index someone added is never dropped."""
+    import assets.load
+    from assets.warehouse import Warehouse
+
+    wh, lake = Warehouse(f"sqlite:///{tmp_path / 'kho.sqlite'}"), str(tmp_path / "lake")
+    c = contract(dataset_name(), "replace_partition", partitioned=True)
+    table = wh.curated_table(c)
+    wh.prepare(table, "evolve", **assets.load._indexes(c))
+    declared = _indexes(wh, c)
+    with wh.engine.begin() as conn:
+        conn.exec_driver_sql(f'CREATE UNIQUE INDEX "ux_{c.table}_ma_co_so" ON "{c.table}" (ma_co_so)')
+    declared[f"ux_{c.table}_ma_co_so"] = _indexes(wh, c)[f"ux_{c.table}_ma_co_so"]
+
+    def fail(where):
+        if where == "curated-slice":
+            raise RuntimeError("the server went away")
+
+    two = [*OCT, ("CS02", "Trạm y tế", 10, date(2026, 10, 9))]
+    with monkeypatch.context() as m:
+        m.setattr(assets.load, "hold_for_test", fail)
+        with pytest.raises(RuntimeError, match="went away"):
+            load(wh, lake, c, "a.csv", two, "L1")
+    assert _indexes(wh, c) == declared and rows(wh, c, ["ma_co_so"]) == []
+    load(wh, lake, c, "a.csv", two, "L1")
+    assert _indexes(wh, c) == declared and rows(wh, c, ["ma_co_so", "_kho_load_id"]) == [("CS01", "L1"),
+                                                                                         ("CS02", "L1")]
+    with pytest.raises(Exception, match="UNIQUE"):  # the unique index was there all along
+        load(wh, lake, c, "b.csv", [("CS01", "Bệnh viện", 1, date(2026, 9, 3))], "L2")
+    wh.engine.dispose()
+
+
 def test_a_new_sqlite_warehouse_has_large_pages_and_an_old_one_keeps_its_own(tmp_path):
     """32 KiB pages make loads cheaper; a warehouse made before keeps its 4 KiB pages and still loads."""
     import sqlite3
