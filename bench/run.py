@@ -127,14 +127,15 @@ def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]
         cleaned, _ = t("extract + clean", flow.clean_files, c, files, work / "clean.parquet")
         v = t("validate", flow.validate, c, cleaned, docs_dir=str(work / "docs") if docs else None,
               out=work / "validated.parquet")
-        quarantined = t("quarantine", load.write_quarantine, wh, str(work / "lake"), c, v.frame, "bench", [sha])
+        run_id = str(uuid.uuid4())  # the load id on every row, as a Dagster run's id
+        quarantined = t("quarantine", load.write_quarantine, wh, str(work / "lake"), c, v.frame, run_id, [sha])
         rejected = v.rejected_rows
-        log = [{"load_id": "bench", "dataset": c.dataset, "department": c.department.code, "partition_key": None,
+        log = [{"load_id": run_id, "dataset": c.dataset, "department": c.department.code, "partition_key": None,
                 "file_name": csv.name, "file_sha256": sha, "rows_read": len(v.frame),
                 "rows_quarantined": rejected, "rows_loaded": len(v.frame) - rejected, "check_outcome": "passed",
                 "status": "loaded", "message": None, "started_at": now(), "finished_at": now()}]
         loaded = t("load (pseudonyms, Parquet, SQL)", load.load_curated, wh, str(work / "lake"), c, v.frame,
-                   "bench", files, log)
+                   run_id, files, log)
         wh.engine.dispose()
         rows = getattr(loaded, "rows", loaded)
         return t.steps, {"rows_in": len(v.frame), "rows_loaded": int(rows), "rows_quarantined": int(quarantined),
