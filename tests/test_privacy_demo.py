@@ -122,6 +122,21 @@ def test_no_raw_personal_value_reaches_shared_tables_lake_or_open_data(demo):
     assert _leaked(values, _forms(_sqlite_cells(demo, restricted=True)))
 
 
+def test_curated_lake_keeps_statistics_except_for_pseudonyms(demo):
+    """Row-group min/max help readers skip data, except for pseudonyms: uniformly random, they prune nothing, so
+    the curated lake files do not spend time on theirs."""
+    contract = CONTRACTS["ho_so_tthc"]
+    hashed = {n for n, c in contract.columns.items() if c.personal and c.protect == "pseudonymise"}
+    assert hashed
+    files = sorted((demo / "lake" / "curated" / contract.dataset).rglob("*.parquet"))
+    assert files
+    for path in files:
+        group = pq.ParquetFile(path).metadata.row_group(0)
+        kept = {group.column(i).path_in_schema for i in range(group.num_columns) if group.column(i).is_stats_set}
+        assert not kept & hashed
+        assert {"ma_ho_so", "ngay_tiep_nhan", "_kho_loaded_at"} <= kept, path
+
+
 def test_demo_marts_add_up_to_the_curated_tables(demo):
     conn = sqlite3.connect(demo / "warehouse.sqlite")
     one = lambda sql: conn.execute(sql).fetchone()  # noqa: E731
