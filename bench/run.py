@@ -135,7 +135,7 @@ def peak_mb() -> float:
 # ---------------------------------------------------------------- paths (run inside a worker process)
 
 
-def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     import hashlib
 
     import sqlalchemy as sa
@@ -174,9 +174,9 @@ def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]
                    run_id, files, log)
         wh.engine.dispose()
         rows = getattr(loaded, "rows", loaded)
+        fast = sum(1 for r in v.results if r.exception is None)
         return t, {"rows_in": len(v.frame), "rows_loaded": int(rows), "rows_quarantined": int(quarantined),
-                         "check_passed": bool(v.passed),
-                         "fast_expectations": sum(1 for r in v.results if r.exception is None)}
+                   "check_passed": bool(v.passed), "fast_expectations": fast}
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if scratch:
@@ -185,7 +185,7 @@ def run_kho(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]
             admin.dispose()
 
 
-def run_kho_dagster(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_kho_dagster(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     import sqlalchemy as sa
     from dagster import FilesystemIOManager
 
@@ -282,7 +282,7 @@ def _limit_clean(table, names: dict[str, str]):
     return out.filter(keep)  # the first of each key, in file order
 
 
-def run_limit(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_limit(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -345,7 +345,7 @@ def _gx_validate(frame, suite_specs: list[dict]):
     return batch.validate(suite, result_format={"result_format": "COMPLETE"})
 
 
-def run_gx(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_gx(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     from assets import flow
 
     c = contract()
@@ -379,7 +379,7 @@ def _naive_clean(df):
     return df.drop_duplicates(subset=c.primary_key, keep="first").reset_index(drop=True)
 
 
-def run_naive(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_naive(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     import pandas as pd
     import sqlalchemy as sa
 
@@ -407,7 +407,7 @@ def run_naive(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dic
             _drop_schema(pg, schema)
 
 
-def _with_dlt(csv: Path, db: str, pg: str | None, load) -> tuple[dict, dict]:
+def _with_dlt(db: str, pg: str | None, load) -> tuple[Timer, dict]:
     """load(t, pipeline, names) in a dlt pipeline to a scratch SQLite file or PostgreSQL schema."""
     import dlt
 
@@ -432,7 +432,7 @@ def _with_dlt(csv: Path, db: str, pg: str | None, load) -> tuple[dict, dict]:
             _drop_schema(pg, schema)
 
 
-def run_dlt(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_dlt(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     import dlt
 
     def load(t, pipeline, names):
@@ -442,7 +442,7 @@ def run_dlt(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]
         return t("dlt run (extract, normalize, load)", pipeline.run,
                  dlt.resource(dossiers, name=DATASET, write_disposition="replace"), loader_file_format="parquet")
 
-    return _with_dlt(csv, db, pg, load)
+    return _with_dlt(db, pg, load)
 
 
 def _hmac_columns(table, key: bytes):
@@ -460,7 +460,7 @@ def _hmac_columns(table, key: bytes):
     return table
 
 
-def run_dlt_checked(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dict, dict]:
+def run_dlt_checked(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[Timer, dict]:
     """What a team would stitch together for the same work, from the fastest pieces: the limit chain's read and
     Arrow cleaning, the contract's suite in plain GX, HMAC pseudonyms, and dlt to load the result."""
     import dlt
@@ -477,7 +477,7 @@ def run_dlt_checked(csv: Path, db: str, pg: str | None, docs: bool) -> tuple[dic
         return t("dlt run (extract, normalize, load)", pipeline.run,
                  dlt.resource([table], name=DATASET, write_disposition="replace"), loader_file_format="parquet")
 
-    return _with_dlt(csv, db, pg, load)
+    return _with_dlt(db, pg, load)
 
 
 WORKERS = {"kho": run_kho, "kho+docs": run_kho, "kho_dagster": run_kho_dagster, "limit": run_limit, "gx": run_gx,
@@ -694,11 +694,11 @@ def report(res: dict, dbs: list[str], rows: int, csv: Path, args, started: str, 
         "(imports GX); kho_dagster = the same through dagster materialize; limit = pyarrow.csv + Arrow compute "
         "cleaning + Parquet zstd + ADBC ingest; gx = the contract's suite in plain GX (pandas, COMPLETE) on kho's "
         "cleaned frame; naive = pandas read + pandas cleaning + GX + to_sql; dlt = dlt's Arrow path (text columns, "
-        "Parquet load files), no cleaning or validation; dlt+checks = what a team would stitch together from the fastest "
-        "pieces for kho's work: pyarrow.csv + the limit chain's Arrow cleaning + the suite in plain GX + HMAC "
-        "pseudonyms + dlt loading the typed table (still no quarantine, lake or lineage). Import times are reported apart and not in the seconds. "
-        "CPU s: the path's process (every thread) over its timed steps, + the local PostgreSQL server's processes "
-        "over the same steps: the work the path asks of the machine.",
+        "Parquet load files), no cleaning or validation; dlt+checks = what a team would stitch together from the "
+        "fastest pieces for kho's work: pyarrow.csv + the limit chain's Arrow cleaning + the suite in plain GX + "
+        "HMAC pseudonyms + dlt loading the typed table (still no quarantine, lake or lineage). Import times are "
+        "reported apart and not in the seconds. CPU s: the path's process (every thread) over its timed steps, + "
+        "the local PostgreSQL server's processes over the same steps: the work the path asks of the machine.",
         "",
     ]
     return "\n".join(lines)
